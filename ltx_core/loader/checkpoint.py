@@ -1,0 +1,208 @@
+"""Load an LTX-Video checkpoint: the official single file, or a diffusers-format folder."""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..model.transformer import Transformer3D, TransformerConfig
+from ..model.video_vae import VideoVAE, VideoVAEConfig
+from . import detect, diffusers_format
+from .errors import ModelFileError
+from .file_kind import describe_foreign
+from .precision import FP8, FP8_COMPUTE, dtype_chooser, fp8_eligible_keys, parse_dtype
+from .safetensors_file import SafetensorsFile
+from .strict_load import load_strict
+
+TRANSFORMER_PREFIX = "model.diffusion_model."
+VAE_PREFIX = "vae."
+# Old VAE files name some modules as diffusers did; the official loader renames them the same way.
+_VAE_RENAMES = ((".resnets.", ".res_blocks."), ("downsamplers.0", "downsample"), ("upsamplers.0", "upsample"))
+_STATS = "per_channel_statistics."
+# Real files carry five statistics; only these two take part in the maths.
+_USED_STATS = ("std-of-means", "mean-of-means")
+
+
+@dataclass
+class Checkpoint:
+    path: str
+    transformer: Transformer3D | None
+    vae: VideoVAE | None
+    config: dict  # {"transformer": ..., "vae": ..., "scheduler": ...}, the official metadata format
+    allowed_inference_steps: list[float] | None = None
+    config_source: str = "metadata"  # or "detected" (no metadata: inferred from tensor names and shapes)
+    notes: list[str] = field(default_factory=list)
+
+
+def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None) -> Checkpoint:
+    """`dtype` is the transformer's weight dtype (fp8 means fp8 storage, bf16 compute); the VAE gets `vae_dtype`,
+    by default the same, or bf16 when the transformer is stored in fp8."""
+    dtype = parse_dtype(dtype)
+    vae_dtype = parse_dtype(vae_dtype) if vae_dtype is not None else (FP8_COMPUTE if dtype in FP8 else dtype)
+    if vae_dtype in FP8:
+        raise ValueError("the VAE cannot be stored in fp8; choose float32, bfloat16 or float16 for it")
+    path = Path(path)
+    if path.is_dir():
+        return _load_diffusers_folder(path, device, dtype, vae_dtype)
+    with SafetensorsFile(path) as f:
+        return _load_single_file(f, device, dtype, vae_dtype)
+
+
+def _split_single_file(f: SafetensorsFile):
+    transformer, vae, other = {}, {}, []
+    for k in f.keys():
+        if k.startswith(TRANSFORMER_PREFIX):
+            transformer[k[len(TRANSFORMER_PREFIX):]] = (f, k)
+        elif k.startswith(VAE_PREFIX):
+            vae[k[len(VAE_PREFIX):]] = (f, k)
+        else:
+            other.append(k)
+    if not transformer and not vae:
+        raise ModelFileError(f.path, describe_foreign(f.keys()))
+    if other:
+        shown = ", ".join(repr(k) for k in other[:5])
+        raise ModelFileError(f.path, f"{len(other)} tensor(s) belong to neither the transformer "
+                                     f"({TRANSFORMER_PREFIX}*) nor the VAE ({VAE_PREFIX}*): {shown}")
+    return transformer, vae
+
+
+def _load_single_file(f: SafetensorsFile, device, dtype, vae_dtype) -> Checkpoint:
+    transformer_src, vae_src = _split_single_file(f)
+    vae_src = _official_vae_source(vae_src)
+    configs = f.json_metadata("config")
+    notes = []
+    if configs is None:
+        configs = detect.configs_from_shapes({k: f.shape(key) for k, (_, key) in transformer_src.items()},
+                                             {k: f.shape(key) for k, (_, key) in vae_src.items()})
+        source = "detected"
+        notes.append("no config in the file's metadata: the architecture was inferred from tensor names and shapes")
+    else:
+        source = "metadata"
+        if not isinstance(configs, dict):
+            raise ModelFileError(f.path, "metadata entry 'config' is not a JSON object")
+    transformer = vae = None
+    if transformer_src:
+        transformer = _build_transformer(f.path, configs, transformer_src, device, dtype)
+    if vae_src:
+        vae = _build_vae(f.path, configs, vae_src, device, vae_dtype)
+    return Checkpoint(path=str(f.path), transformer=transformer, vae=vae,
+                      config={k: configs.get(k) for k in ("transformer", "vae", "scheduler")},
+                      allowed_inference_steps=configs.get("allowed_inference_steps"),
+                      config_source=source, notes=notes)
+
+
+def _section(path, configs: dict, name: str) -> dict:
+    section = configs.get(name)
+    if not isinstance(section, dict):
+        raise ModelFileError(path, f"the metadata config has no {name!r} section, but the file holds {name} weights")
+    return section
+
+
+def _build_transformer(path, configs, source, device, dtype) -> Transformer3D:
+    try:
+        cfg = TransformerConfig.from_dict(_section(path, configs, "transformer"))
+    except ValueError as e:
+        raise ModelFileError(path, f"transformer config: {e}") from None
+    with torch.device("meta"):
+        model = Transformer3D(cfg)
+    choose = dtype_chooser(dtype, fp8_eligible_keys(model, "transformer_blocks."))
+    return load_strict(model, source, path, "transformer", choose, device)
+
+
+def _official_vae_source(source: dict) -> dict:
+    out = {}
+    for k, v in source.items():
+        if k.startswith(_STATS):
+            if k[len(_STATS):] in _USED_STATS:
+                out[k] = v
+            continue
+        for old, new in _VAE_RENAMES:
+            k = k.replace(old, new)
+        out[k] = v
+    return out
+
+
+def _build_vae(path, configs, source, device, dtype) -> VideoVAE:
+    try:
+        cfg = VideoVAEConfig.from_dict(_section(path, configs, "vae"))
+    except ValueError as e:
+        raise ModelFileError(path, f"VAE config: {e}") from None
+    with torch.device("meta"):
+        model = VideoVAE(cfg)
+    expected = model.state_dict().keys()
+    # The official loader drops stale normalisation tensors that the configured blocks do not have.
+    source = {k: v for k, v in source.items() if k in expected or "norm" not in k or k.startswith(_STATS)}
+    mean_key, std_key = _STATS + "mean-of-means", _STATS + "std-of-means"
+    zero_mean = mean_key not in source and std_key in source
+    if zero_mean:
+        # Older files carry only the std; the official loader then takes a zero mean. Reading the std into the
+        # mean's slot keeps one strict loading path; the values are zeroed right after.
+        source = {**source, mean_key: source[std_key]}
+    load_strict(model, source, path, "VAE", lambda k, stored: dtype, device)
+    if zero_mean:
+        model.get_buffer(mean_key).zero_()
+    return model
+
+
+def _load_diffusers_folder(path: Path, device, dtype, vae_dtype) -> Checkpoint:
+    parts = {name: path / name for name in ("transformer", "vae") if (path / name).is_dir()}
+    if not parts:
+        raise ModelFileError(path, "a folder must be in diffusers layout, with a 'transformer/' and/or 'vae/' "
+                                   "subfolder (each with config.json and diffusion_pytorch_model*.safetensors)")
+    configs, open_files = {}, []
+    transformer = vae = None
+    try:
+        if "transformer" in parts:
+            d_cfg, files = _diffusers_part(parts["transformer"], open_files)
+            configs["transformer"] = _convert_config(parts["transformer"], diffusers_format.transformer_config_from_diffusers, d_cfg)
+            source = _rekey(files, {k: diffusers_format.transformer_key_from_diffusers(k) for k in files})
+            transformer = _build_transformer(parts["transformer"], configs, source, device, dtype)
+        if "vae" in parts:
+            d_cfg, files = _diffusers_part(parts["vae"], open_files)
+            configs["vae"] = _convert_config(parts["vae"], diffusers_format.vae_config_from_diffusers, d_cfg)
+            try:
+                key_map = diffusers_format.vae_key_map_from_diffusers(list(files), d_cfg)
+            except ValueError as e:
+                raise ModelFileError(parts["vae"], str(e)) from None
+            vae = _build_vae(parts["vae"], configs, _rekey(files, key_map), device, vae_dtype)
+    finally:
+        for f in open_files:
+            f.close()
+    configs["scheduler"] = detect.default_scheduler_config(configs.get("vae"))
+    return Checkpoint(path=str(path), transformer=transformer, vae=vae, config=configs, config_source="diffusers",
+                      notes=["diffusers-format folder: configs converted to the official format"])
+
+
+def _convert_config(folder, convert, d_cfg):
+    try:
+        return convert(d_cfg)
+    except ValueError as e:
+        raise ModelFileError(folder / "config.json", str(e)) from None
+
+
+def _diffusers_part(folder: Path, open_files: list):
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise ModelFileError(folder, "config.json is missing")
+    try:
+        d_cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelFileError(cfg_path, f"not valid JSON: {e}") from None
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".ckpt", ".pth"))
+        hint = f" (found {', '.join(pickled)}: pickled weights are not loaded, use the .safetensors release)" if pickled else ""
+        raise ModelFileError(folder, "no .safetensors weights found" + hint)
+    files = {}
+    for w in weights:
+        f = SafetensorsFile(w)
+        open_files.append(f)
+        for k in f.keys():
+            if k in files:
+                raise ModelFileError(w, f"tensor {k!r} also appears in {files[k][0].path.name}")
+            files[k] = (f, k)
+    return d_cfg, files
+
+
+def _rekey(files: dict, key_map: dict) -> dict:
+    return {key_map[k]: v for k, v in files.items()}
