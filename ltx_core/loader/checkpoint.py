@@ -9,7 +9,7 @@ from ..model.transformer import Transformer3D, TransformerConfig
 from ..model.video_vae import VideoVAE, VideoVAEConfig
 from . import detect, diffusers_format
 from .errors import ModelFileError
-from .file_kind import describe_foreign
+from .file_kind import describe_foreign, foreign_kind
 from .precision import FP8, FP8_COMPUTE, dtype_chooser, fp8_eligible_keys, parse_dtype
 from .safetensors_file import SafetensorsFile
 from .strict_load import load_strict
@@ -49,6 +49,9 @@ def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None) -> 
 
 
 def _split_single_file(f: SafetensorsFile):
+    known = foreign_kind(f.keys())
+    if known:
+        raise ModelFileError(f.path, known)
     transformer, vae, other = {}, {}, []
     for k in f.keys():
         if k.startswith(TRANSFORMER_PREFIX):
@@ -133,14 +136,11 @@ def _build_vae(path, configs, source, device, dtype) -> VideoVAE:
     # The official loader drops stale normalisation tensors that the configured blocks do not have.
     source = {k: v for k, v in source.items() if k in expected or "norm" not in k or k.startswith(_STATS)}
     mean_key, std_key = _STATS + "mean-of-means", _STATS + "std-of-means"
-    zero_mean = mean_key not in source and std_key in source
-    if zero_mean:
-        # Older files carry only the std; the official loader then takes a zero mean. Reading the std into the
-        # mean's slot keeps one strict loading path; the values are zeroed right after.
-        source = {**source, mean_key: source[std_key]}
+    if mean_key not in source and std_key in source:
+        # Older files carry only the std; the official loader then takes a zero mean.
+        f, key = source[std_key]
+        source = {**source, mean_key: torch.zeros(f.shape(key))}
     load_strict(model, source, path, "VAE", lambda k, stored: dtype, device)
-    if zero_mean:
-        model.get_buffer(mean_key).zero_()
     return model
 
 

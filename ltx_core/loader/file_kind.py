@@ -15,10 +15,18 @@ _KINDS = [
 ]
 
 
-def describe_foreign(keys) -> str:
+def foreign_kind(keys) -> str | None:
+    """What the file is, when its tensor names say it is a known kind of file other than the one asked for."""
     keys = set(keys)
     for test, what in _KINDS:
         if test(keys):
             return f"this looks like {what}"
+    return None
+
+
+def describe_foreign(keys) -> str:
+    known = foreign_kind(keys)
+    if known:
+        return known
     sample = ", ".join(repr(k) for k in sorted(keys)[:4]) or "no tensors at all"
     return f"this is not an LTX-Video model file (its tensors start with {sample})"

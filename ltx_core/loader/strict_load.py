@@ -12,8 +12,8 @@ from torch import nn
 from .errors import ModelFileError
 from .safetensors_file import SafetensorsFile
 
-# (file, key in that file) for each model key.
-TensorSource = Mapping[str, tuple[SafetensorsFile, str]]
+# For each model key: (file, key in that file), or a tensor the loader supplies itself (an official default).
+TensorSource = Mapping[str, "tuple[SafetensorsFile, str] | torch.Tensor"]
 
 
 def _listing(keys, limit: int = 6) -> str:
@@ -35,6 +35,8 @@ def check_against(model: nn.Module, source: TensorSource, path, what: str) -> No
         raise ModelFileError(path, "; ".join(parts) + f". The file does not match the {what} its config describes "
                                                       "(wrong or partial file, or a config from another version)")
     for k, want in expected.items():
+        if isinstance(source[k], torch.Tensor):
+            continue
         f, key = source[k]
         got = f.shape(key)
         if got != want:
@@ -47,7 +49,11 @@ def load_strict(model: nn.Module, source: TensorSource, path, what: str,
     """`model` must be on the meta device; `dtype_for(model_key, stored_dtype)` picks each tensor's dtype."""
     check_against(model, source, path, what)
     state = {}
-    for k, (f, key) in source.items():
+    for k, src in source.items():
+        if isinstance(src, torch.Tensor):
+            state[k] = src.to(device=device, dtype=dtype_for(k, src.dtype))
+            continue
+        f, key = src
         stored = f.dtype(key)
         state[k] = f.tensor(key, dtype=dtype_for(k, stored) if stored.is_floating_point else stored, device=device)
     model.load_state_dict(state, strict=True, assign=True)
