@@ -1,0 +1,7 @@
+"""LTX-Video's 3D diffusion transformer, numerically matching the official `Transformer3DModel`."""
+from .config import TransformerConfig
+from .coords import VAE_SCALE_FACTORS, video_token_coords
+from .model import Transformer3D
+from .stg import SkipLayerStrategy
+
+__all__ = ["Transformer3D", "TransformerConfig", "SkipLayerStrategy", "VAE_SCALE_FACTORS", "video_token_coords"]

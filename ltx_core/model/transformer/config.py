@@ -56,17 +56,13 @@ class TransformerConfig:
         for name, (default, allowed) in _CHOICES.items():
             chosen[name] = d.get(name, default)
             if chosen[name] not in allowed:
-                raise ValueError(
-                    f"transformer config: unsupported {name}={chosen[name]!r}; allowed: {list(allowed)}"
-                )
+                raise ValueError(f"unsupported {name}={chosen[name]!r}; allowed: {list(allowed)}")
         for name in _REQUIRED:
             if d.get(name) is None:
-                raise ValueError(f"transformer config: {name} is required")
+                raise ValueError(f"{name} is required")
         max_pos = tuple(int(p) for p in d["positional_embedding_max_pos"])
         if len(max_pos) != 3:
-            raise ValueError(
-                f"transformer config: positional_embedding_max_pos must hold 3 values (t, y, x), got {max_pos}"
-            )
+            raise ValueError(f"positional_embedding_max_pos must hold 3 values (t, y, x), got {max_pos}")
         multiplier = d.get("timestep_scale_multiplier")
         return cls(
             num_layers=int(d["num_layers"]),
