@@ -7,12 +7,12 @@ from safetensors.torch import save_file
 
 import official_files as of
 import tiny_transformer
+from tiny_transformer import inputs, reference_velocity
 from ltx_core import ModelFileError, load_checkpoint
 from ltx_core.model.ops import Linear
 
 pytest.importorskip("ltx_video")
 from ltx_video.models.autoencoders.vae_encode import vae_decode  # noqa: E402
-from test_transformer import inputs, reference_velocity  # noqa: E402
 
 PARITY = 1e-5
 

@@ -5,25 +5,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from einops import rearrange
 
 import tiny_transformer as tt
+from tiny_transformer import B, FRAME_RATE, F, H, W, inputs, pipeline_coords, reference_velocity, rel_err
 from ltx_core.model.ops import Linear
 from ltx_core.model.transformer import SkipLayerStrategy, Transformer3D, TransformerConfig, video_token_coords
 
 pytest.importorskip("ltx_video")
-from ltx_video.models.autoencoders.vae_encode import latent_to_pixel_coords_from_factors  # noqa: E402
-from ltx_video.models.transformers.symmetric_patchifier import SymmetricPatchifier  # noqa: E402
 from ltx_video.models.transformers.transformer3d import Transformer3DModel  # noqa: E402
-from ltx_video.utils.skip_layer_strategy import SkipLayerStrategy as RefSkipLayerStrategy  # noqa: E402
 
 PARITY = 1e-5  # relative L2, fp32
-B, F, H, W, L = 2, 3, 4, 5, 7
-FRAME_RATE = 24.0
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,43 +25,6 @@ def pair(family: str, ctp: bool, **overrides):
         ours = Transformer3D(TransformerConfig.from_dict(cfg))
     ours.load_state_dict(ref.state_dict(), strict=True, assign=True)
     return ref, ours.eval()
-
-
-def inputs(per_token: bool, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    latents = torch.randn(B, 128, F, H, W, generator=gen)
-    context = torch.randn(B, L, 32, generator=gen)
-    mask = torch.ones(B, L, dtype=torch.long)
-    mask[1, 4:] = 0  # padded text positions in one row
-    if per_token:
-        timestep = torch.rand(B, F, H, W, generator=gen)
-        timestep[:, 0] = 0.0  # a conditioned first frame, as the pipeline makes it
-    else:
-        timestep = torch.tensor([0.25, 0.9])
-    return latents, timestep, context, mask
-
-
-def pipeline_coords(latents: torch.Tensor, causal_fix: bool, frame_rate: float) -> torch.Tensor:
-    """Token coordinates exactly as `LTXVideoPipeline` builds them."""
-    _, latent_coords = SymmetricPatchifier(1).patchify(latents)
-    coords = latent_to_pixel_coords_from_factors(latent_coords, (8, 32, 32), causal_fix).to(torch.float32)
-    coords[:, 0] = coords[:, 0] * (1.0 / frame_rate)
-    return coords
-
-
-def reference_velocity(ref, latents, timestep, context, mask, causal_fix, skip_mask=None, strategy=None):
-    tokens, _ = SymmetricPatchifier(1).patchify(latents)
-    out = ref(
-        tokens,
-        indices_grid=pipeline_coords(latents, causal_fix, FRAME_RATE),
-        encoder_hidden_states=context,
-        timestep=timestep.reshape(latents.shape[0], -1),  # the pipeline passes (B, 1) or (B, N)
-        encoder_attention_mask=mask,
-        skip_layer_mask=skip_mask,
-        skip_layer_strategy=None if strategy is None else RefSkipLayerStrategy[strategy.name],
-        return_dict=False,
-    )[0]
-    return rearrange(out, "b (f h w) c -> b c f h w", f=latents.shape[2], h=latents.shape[3])
 
 
 @torch.no_grad()

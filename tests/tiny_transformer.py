@@ -7,6 +7,7 @@ A config here is what a checkpoint stores in its metadata "transformer" section:
 import copy
 
 import torch
+from einops import rearrange
 
 # Fields shared by every released LTX-Video checkpoint (reference doc A2).
 _COMMON = {
@@ -104,3 +105,56 @@ def tiny_reference(family: str = "2b", causal_temporal_positioning: bool = False
     """(official model, metadata config dict) for a tiny model of the given family."""
     cfg = tiny_config(family, causal_temporal_positioning, **overrides)
     return build_reference(cfg, seed), cfg
+
+
+# ---------------------------------------------------------------- the official model, fed as its pipeline feeds it
+
+B, F, H, W, L = 2, 3, 4, 5, 7
+FRAME_RATE = 24.0
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def inputs(per_token: bool, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    latents = torch.randn(B, 128, F, H, W, generator=gen)
+    context = torch.randn(B, L, 32, generator=gen)
+    mask = torch.ones(B, L, dtype=torch.long)
+    mask[1, 4:] = 0  # padded text positions in one row
+    if per_token:
+        timestep = torch.rand(B, F, H, W, generator=gen)
+        timestep[:, 0] = 0.0  # a conditioned first frame, as the pipeline makes it
+    else:
+        timestep = torch.tensor([0.25, 0.9])
+    return latents, timestep, context, mask
+
+
+def pipeline_coords(latents: torch.Tensor, causal_fix: bool, frame_rate: float) -> torch.Tensor:
+    """Token coordinates exactly as `LTXVideoPipeline` builds them."""
+    from ltx_video.models.autoencoders.vae_encode import latent_to_pixel_coords_from_factors
+    from ltx_video.models.transformers.symmetric_patchifier import SymmetricPatchifier
+
+    _, latent_coords = SymmetricPatchifier(1).patchify(latents)
+    coords = latent_to_pixel_coords_from_factors(latent_coords, (8, 32, 32), causal_fix).to(torch.float32)
+    coords[:, 0] = coords[:, 0] * (1.0 / frame_rate)
+    return coords
+
+
+def reference_velocity(ref, latents, timestep, context, mask, causal_fix, skip_mask=None, strategy=None):
+    from ltx_video.models.transformers.symmetric_patchifier import SymmetricPatchifier
+    from ltx_video.utils.skip_layer_strategy import SkipLayerStrategy as RefSkipLayerStrategy
+
+    tokens, _ = SymmetricPatchifier(1).patchify(latents)
+    out = ref(
+        tokens,
+        indices_grid=pipeline_coords(latents, causal_fix, FRAME_RATE),
+        encoder_hidden_states=context,
+        timestep=timestep.reshape(latents.shape[0], -1),  # the pipeline passes (B, 1) or (B, N)
+        encoder_attention_mask=mask,
+        skip_layer_mask=skip_mask,
+        skip_layer_strategy=None if strategy is None else RefSkipLayerStrategy[strategy.name],
+        return_dict=False,
+    )[0]
+    return rearrange(out, "b (f h w) c -> b c f h w", f=latents.shape[2], h=latents.shape[3])
