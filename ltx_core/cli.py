@@ -1,0 +1,426 @@
+"""`python -m ltx_core generate`: text/image/video-to-video from the command line, with the official `inference.py`
+options under the same names and defaults, plus local model paths (nothing is downloaded).
+
+Every check that needs no model runs first (sizes, conditioning lists, the pipeline config, model files, media);
+a failure prints one line on stderr and exits with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+HF_REPO = "Lightricks/LTX-Video"
+HF_URL = f"https://huggingface.co/{HF_REPO}"
+T5_HINT = ("a T5-XXL encoder: ComfyUI's t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors (Hugging Face repo "
+           "comfyanonymous/flux_text_encoders), a Hugging Face T5 folder, or the text_encoder/ + tokenizer/ folders "
+           "of Hugging Face repo PixArt-alpha/PixArt-XL-2-1024-MS, which the official configs name")
+
+DEFAULT_PIPELINE_CONFIG = "configs/ltxv-13b-0.9.7-dev.yaml"  # inference.py's default; resolves to the preset
+DEFAULT_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
+DEFAULT_SEED = 171198
+DEFAULT_HEIGHT, DEFAULT_WIDTH, DEFAULT_NUM_FRAMES, DEFAULT_FRAME_RATE = 704, 1216, 121, 30
+DEFAULT_IMAGE_COND_NOISE_SCALE = 0.15
+
+_DTYPES = ("float32", "bfloat16", "float16", "float8_e4m3fn", "float8_e5m2")
+
+
+class UsageError(Exception):
+    """A problem with the user's arguments or files: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block
+        raise UsageError(f"{message} (see --help)")
+
+
+def _bool(v) -> bool:
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "y", "on"):
+        return True
+    if s in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m ltx_core", description="LTX-Video from the command line.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    g = sub.add_parser("generate", help="generate a video (options as the official inference.py)",
+                       description="Generate a video. The options are the official inference.py's, with the "
+                                   "same defaults; model files are local paths (never downloaded).")
+    g.add_argument("--prompt", required=True, help="the text prompt")
+    g.add_argument("--negative_prompt", default=DEFAULT_NEGATIVE_PROMPT)
+    g.add_argument("--output_path", default=None,
+                   help="output folder (default outputs/<date>; files named as inference.py names them) or a "
+                        "file name ending in .mp4 (.png for a single frame)")
+    g.add_argument("--pipeline_config", default=DEFAULT_PIPELINE_CONFIG,
+                   help="an official config name (e.g. ltxv-13b-0.9.8-distilled) or a path to a .yaml config")
+    g.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    g.add_argument("--height", type=int, default=DEFAULT_HEIGHT)
+    g.add_argument("--width", type=int, default=DEFAULT_WIDTH)
+    g.add_argument("--num_frames", type=int, default=DEFAULT_NUM_FRAMES)
+    g.add_argument("--frame_rate", type=float, default=DEFAULT_FRAME_RATE)
+    g.add_argument("--offload_to_cpu", type=_bool, nargs="?", const=True, default=False,
+                   help="move models to the CPU when they are not in use")
+    g.add_argument("--input_media_path", default=None, help="video (or image) to modify (video-to-video)")
+    g.add_argument("--image_cond_noise_scale", type=float, default=DEFAULT_IMAGE_COND_NOISE_SCALE)
+    g.add_argument("--conditioning_media_paths", nargs="+", default=None, metavar="PATH",
+                   help="images or videos to condition on, one item each")
+    g.add_argument("--conditioning_strengths", nargs="+", type=float, default=None, metavar="S",
+                   help="a strength in [0,1] per item (default 1.0 each)")
+    g.add_argument("--conditioning_start_frames", nargs="+", type=int, default=None, metavar="F",
+                   help="the frame each item starts at (required with --conditioning_media_paths)")
+    g.add_argument("--checkpoint_path", default=None,
+                   help="the model .safetensors (default: the config's checkpoint_path, looked up as given)")
+    g.add_argument("--text_encoder_path", default=None, help=T5_HINT)
+    g.add_argument("--spatial_upscaler_model_path", default=None,
+                   help="latent upsampler for multi-scale configs (default: the config's, looked up as given and "
+                        "next to the checkpoint)")
+    g.add_argument("--num_inference_steps", type=int, default=None, help="override the config's step count")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, mps (default: cuda when available)")
+    g.add_argument("--dtype", default=None, choices=_DTYPES,
+                   help="model weights dtype (default: from the config's precision)")
+    g.add_argument("--output_latents", default=None, metavar="FILE.safetensors",
+                   help="also save the final latents (tensor 'latents') to this file")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# validation (no models)
+
+
+def _validate_numbers(a):
+    if a.height < 1 or a.width < 1:
+        raise UsageError(f"--height and --width must be positive, got {a.height}x{a.width}")
+    if a.num_frames < 1:
+        raise UsageError(f"--num_frames must be positive, got {a.num_frames}")
+    if not a.frame_rate > 0:
+        raise UsageError(f"--frame_rate must be positive, got {a.frame_rate}")
+    if a.num_inference_steps is not None and a.num_inference_steps < 1:
+        raise UsageError(f"--num_inference_steps must be positive, got {a.num_inference_steps}")
+    if not a.image_cond_noise_scale >= 0:
+        raise UsageError(f"--image_cond_noise_scale must be >= 0, got {a.image_cond_noise_scale}")
+    if a.output_latents and not a.output_latents.lower().endswith(".safetensors"):
+        raise UsageError(f"--output_latents must name a .safetensors file, got {a.output_latents!r}")
+
+
+def _validate_conditioning(a) -> list[tuple[str, float, int]]:
+    paths, strengths, starts = a.conditioning_media_paths, a.conditioning_strengths, a.conditioning_start_frames
+    if not paths:
+        if strengths or starts:
+            raise UsageError("--conditioning_strengths/--conditioning_start_frames given without "
+                             "--conditioning_media_paths")
+        return []
+    if not starts:
+        raise UsageError("--conditioning_media_paths needs --conditioning_start_frames (one frame index per item)")
+    strengths = strengths or [1.0] * len(paths)
+    if not len(paths) == len(strengths) == len(starts):
+        raise UsageError(f"--conditioning_media_paths ({len(paths)}), --conditioning_strengths ({len(strengths)}) "
+                         f"and --conditioning_start_frames ({len(starts)}) must have the same length")
+    for s in strengths:
+        if not 0.0 <= s <= 1.0:
+            raise UsageError(f"conditioning strengths must be between 0 and 1, got {s}")
+    for f in starts:
+        if f < 0 or f >= a.num_frames:
+            raise UsageError(f"conditioning start frame {f} is outside the video: start frames must be between 0 "
+                             f"and {a.num_frames - 1} (--num_frames {a.num_frames})")
+    return list(zip(paths, strengths, starts))
+
+
+def _precision_dtype(precision) -> str:
+    p = str(precision or "bfloat16").lower()
+    if p in ("float8_e4m3fn", "fp8", "float8"):
+        return "float8_e4m3fn"
+    if p in ("bfloat16", "bf16", "mixed_precision"):
+        return "bfloat16"
+    if p in ("float32", "fp32", "float16", "fp16"):
+        return {"fp32": "float32", "fp16": "float16"}.get(p, p)
+    raise UsageError(f"pipeline config: unknown precision {precision!r}")
+
+
+def _find_model_file(given, config_value, search_dirs, what, flag, missing_hint):
+    """A user path (must exist) or the config's file name looked up as given, then in search_dirs."""
+    if given:
+        p = Path(given).expanduser()
+        if not p.exists():
+            raise UsageError(f"{what} not found: {given} ({missing_hint})")
+        return p
+    if config_value:
+        cands = [Path(str(config_value)).expanduser()]
+        cands += [Path(d) / Path(str(config_value)).name for d in search_dirs if d]
+        for c in cands:
+            if c.exists():
+                return c
+        raise UsageError(f"{what} {config_value!r} (named by the pipeline config) not found; {missing_hint}, and "
+                         f"pass its path with {flag}")
+    raise UsageError(f"no {what}: pass {flag} ({missing_hint})")
+
+
+def _resolve_models(a, cfg, config_dir):
+    ck = _find_model_file(
+        a.checkpoint_path, cfg.get("checkpoint_path"), [config_dir, os.getcwd()], "checkpoint", "--checkpoint_path",
+        f"download the official file{' ' + repr(Path(str(cfg['checkpoint_path'])).name) if cfg.get('checkpoint_path') else ''} "
+        f"from {HF_URL} (Hugging Face repo {HF_REPO}) into a folder of your choice")
+    te_cfg = cfg.get("text_encoder_model_name_or_path")
+    te_cfg = te_cfg if te_cfg and Path(str(te_cfg)).expanduser().exists() else None  # a hub id is no local file
+    te = _find_model_file(a.text_encoder_path, te_cfg, [], "text encoder", "--text_encoder_path",
+                          f"give {T5_HINT}")
+    up = None
+    if cfg.get("pipeline_type") == "multi-scale":
+        up_name = cfg.get("spatial_upscaler_model_path")
+        up = _find_model_file(
+            a.spatial_upscaler_model_path, up_name, [ck.parent, config_dir, os.getcwd()], "spatial upscaler",
+            "--spatial_upscaler_model_path",
+            f"download {repr(Path(str(up_name)).name) + ' ' if up_name else 'ltxv-spatial-upscaler-0.9.8.safetensors '}"
+            f"from {HF_URL} (Hugging Face repo {HF_REPO}); multi-scale configs need it")
+    elif a.spatial_upscaler_model_path:
+        p = Path(a.spatial_upscaler_model_path).expanduser()
+        if not p.exists():
+            raise UsageError(f"spatial upscaler not found: {a.spatial_upscaler_model_path}")
+        up = p
+    return ck, te, up
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# output names (as inference.py names its files)
+
+
+def prompt_to_filename(prompt: str, max_len: int = 30) -> str:
+    """Lower-case words of the prompt (letters only), as many as fit in max_len letters, joined by '-'."""
+    words = "".join(c.lower() for c in prompt if c.isalpha() or c.isspace()).split()
+    kept, n = [], 0
+    for w in words:
+        if n + len(w) > max_len:
+            break
+        kept.append(w)
+        n += len(w)
+    return "-".join(kept)
+
+
+def unique_output_path(folder: Path, base: str, ext: str, prompt: str, seed: int, size: tuple[int, int, int]) -> Path:
+    stem = f"{base}_{prompt_to_filename(prompt)}_{seed}_{size[0]}x{size[1]}x{size[2]}"
+    for i in range(1000):
+        p = folder / f"{stem}_{i}{ext}"
+        if not p.exists():
+            return p
+    raise UsageError(f"no free output file name for {folder / stem}_*{ext}")
+
+
+def _output_file(a, n_frames: int, height: int, width: int) -> Path:
+    ext = ".png" if n_frames == 1 else ".mp4"
+    out = a.output_path
+    if out and Path(out).suffix.lower() in (".mp4", ".png"):
+        return Path(out)
+    folder = Path(out) if out else Path("outputs") / datetime.today().strftime("%Y-%m-%d")
+    base = "image_output_0" if n_frames == 1 else "video_output_0"
+    return unique_output_path(folder, base, ext, a.prompt, a.seed, (height, width, a.num_frames))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """One line on stderr, rewritten in place."""
+
+    def __init__(self, label="denoising", stream=None):
+        self.label, self.stream, self.t0, self.last = label, stream or sys.stderr, time.time(), -1.0
+
+    def __call__(self, step, total, preview=None):
+        now = time.time()
+        if step < total and now - self.last < 0.2:
+            return
+        self.last = now
+        total = max(int(total), 1)
+        done = min(int(step), total)
+        bar = "#" * (24 * done // total)
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r{self.label} [{bar:<24}] {done}/{total} {now - self.t0:6.1f}s{end}")
+        self.stream.flush()
+
+
+def _log(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def prepare_inputs(a):
+    """Everything that needs no model: returns a dict for `run_generation`."""
+    from .conditioning.media import MediaError, fit_media, load_media, pad_media, padded_size, trim_to_valid_frames
+    from .presets import load_pipeline_config
+
+    _validate_numbers(a)
+    cond = _validate_conditioning(a)
+    try:
+        cfg = load_pipeline_config(a.pipeline_config)
+    except ValueError as e:
+        raise UsageError(f"--pipeline_config: {e}") from None
+    if not isinstance(cfg, dict) or "pipeline_type" not in cfg:
+        raise UsageError(f"--pipeline_config {a.pipeline_config}: not an LTX-Video pipeline config "
+                         "(no 'pipeline_type')")
+    config_dir = Path(a.pipeline_config).expanduser().parent if Path(a.pipeline_config).is_file() else None
+    dtype = a.dtype or _precision_dtype(cfg.get("precision"))
+    ck_path, te_path, up_path = _resolve_models(a, cfg, config_dir)
+
+    # conditioning media, prepared as inference.py does (just-cropped, padded like the output), then resized to the
+    # padded size as the official pipeline does before a pass at that size
+    _, _, frames_padded = padded_size(a.height, a.width, a.num_frames)
+    items = []
+    for path, strength, start in cond:
+        try:
+            media = load_media(path, a.height, a.width, max_frames=a.num_frames - start, just_crop=True)
+        except MediaError as e:
+            raise UsageError(f"conditioning media {e}") from None
+        n = trim_to_valid_frames(media.shape[2])
+        if start > 0 and n > 1 and start % 8:
+            raise UsageError(f"conditioning video {path} ({n} frames used) starts at frame {start}: a clip that "
+                             "does not start at frame 0 must start at a multiple of 8")
+        if n < media.shape[2]:
+            _log(f"trimming conditioning video {path} from {media.shape[2]} to {n} frames (8k+1 from frame {start})")
+            media = media[:, :, :n]
+        items.append((fit_media(media, a.height, a.width), start, strength))
+    input_media = None
+    if a.input_media_path:
+        if _generate_media_param() is None:
+            raise UsageError("--input_media_path (video-to-video) is not supported by this pipeline yet; to start "
+                             "from an image or clip use --conditioning_media_paths with --conditioning_start_frames 0")
+        try:
+            input_media = load_media(a.input_media_path, a.height, a.width, max_frames=frames_padded)
+        except MediaError as e:
+            raise UsageError(f"--input_media_path {e}") from None
+        input_media = pad_media(input_media, a.height, a.width)
+    if a.output_latents:
+        Path(a.output_latents).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return {"config": cfg, "dtype": dtype, "checkpoint": ck_path, "text_encoder": te_path, "upsampler": up_path,
+            "conditioning": items, "input_media": input_media}
+
+
+def _generate_media_param():
+    """The name of the pipeline's video-to-video media argument, if it has one."""
+    try:
+        from .pipelines import generate
+    except ImportError:
+        return None
+    params = inspect.signature(generate).parameters
+    return next((k for k in ("input_media", "media_items", "media") if k in params), None)
+
+
+def _device(name):
+    import torch
+
+    if name:
+        try:
+            return torch.device(name)
+        except RuntimeError as e:
+            raise UsageError(f"--device: {e}") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def run_generation(a, prep):
+    import torch
+
+    from . import load_checkpoint, load_text_encoder, load_upsampler
+    from .loader.errors import ModelFileError
+
+    try:
+        from .pipelines import ConditioningItem, PipelineConfig, generate
+    except ImportError as e:
+        raise RuntimeError(f"the generation pipeline is not available ({e})") from None
+
+    try:
+        pcfg = PipelineConfig.from_dict(prep["config"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"--pipeline_config {a.pipeline_config}: {e}") from None
+    gen_params = inspect.signature(generate).parameters
+    extra = {}
+    if prep["input_media"] is not None:
+        extra[_generate_media_param()] = prep["input_media"]
+
+    device = _device(a.device)
+    dtype = prep["dtype"]
+    te_dtype = "bfloat16" if dtype.startswith("float8") else dtype
+    offload = bool(a.offload_to_cpu) and device.type != "cpu"
+    try:
+        _log(f"loading text encoder {prep['text_encoder']}")
+        te = load_text_encoder(str(prep["text_encoder"]), device=device, dtype=te_dtype)
+        with torch.no_grad():
+            embeds, mask = te.encode([a.prompt])
+            neg_embeds, neg_mask = te.encode([a.negative_prompt])
+        if hasattr(te, "offload"):
+            te.offload()
+        del te
+        _log(f"loading checkpoint {prep['checkpoint']}")
+        ck = load_checkpoint(str(prep["checkpoint"]), device=device, dtype=dtype)
+        upsampler = None
+        if prep["upsampler"] is not None:
+            _log(f"loading spatial upscaler {prep['upsampler']}")
+            upsampler = load_upsampler(str(prep["upsampler"]), device=device,
+                                       dtype="bfloat16" if dtype.startswith("float8") else dtype)
+    except (ModelFileError, ValueError) as e:  # a wrong, partial or foreign file; an unusable dtype
+        raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+
+    conditioning = [ConditioningItem(media=m, start_frame=s, strength=st) for m, s, st in prep["conditioning"]]
+    if "offload_to_cpu" in gen_params:
+        extra["offload_to_cpu"] = offload
+    scheduler_config = (ck.config or {}).get("scheduler") if isinstance(ck.config, dict) else None
+    if "allowed_inference_steps" in gen_params:
+        extra["allowed_inference_steps"] = getattr(ck, "allowed_inference_steps", None)
+    with torch.no_grad():
+        res = generate(ck.transformer, ck.vae, pcfg, embeds, mask, neg_embeds, neg_mask,
+                       height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate,
+                       seed=a.seed, conditioning=conditioning, upsampler=upsampler,
+                       num_inference_steps=a.num_inference_steps, scheduler_config=scheduler_config,
+                       image_cond_noise_scale=a.image_cond_noise_scale, output="video", progress=_Progress(),
+                       **extra)
+    return res
+
+
+def save_outputs(a, res) -> Path:
+    from safetensors.torch import save_file
+
+    from .video_io import to_uint8_frames, write_mp4
+
+    frames = to_uint8_frames(res.video.float())
+    n, h, w = frames.shape[:3]
+    out = _output_file(a, n, h, w)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if n == 1 or out.suffix.lower() == ".png":
+        from PIL import Image
+
+        Image.fromarray(frames[0]).save(out)
+    else:
+        write_mp4(out, frames, a.frame_rate)
+    _log(f"output saved to {out}")
+    if a.output_latents:
+        lat = getattr(res, "latents", None)
+        if lat is None:
+            _log("warning: the pipeline returned no latents; --output_latents not written")
+        else:
+            meta = {"prompt": a.prompt, "seed": str(a.seed), "height": str(a.height), "width": str(a.width),
+                    "num_frames": str(a.num_frames), "frame_rate": str(a.frame_rate),
+                    "pipeline_config": str(a.pipeline_config)}
+            save_file({"latents": lat.detach().cpu().contiguous()}, str(a.output_latents), metadata=meta)
+            _log(f"latents saved to {a.output_latents}")
+    return out
+
+
+def main(argv=None) -> int:
+    try:
+        a = build_parser().parse_args(argv)
+        if a.command == "generate":
+            prep = prepare_inputs(a)
+            res = run_generation(a, prep)
+            save_outputs(a, res)
+        return 0
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,358 @@
+"""`python -m ltx_core generate` and MP4 writing.
+
+- Bad arguments: one line on stderr, exit code 2, no model loaded (in process, plus one real subprocess).
+- The command's plumbing with real tiny model files and a recording stand-in for `ltx_core.pipelines.generate`
+  : what reaches the pipeline (embeds, sizes, padded conditioning media) and what is written.
+- The full run through the real pipeline (skipped until `ltx_core.pipelines.generate` exists): MP4 frame count,
+  size and rate, and --output_latents equal to the Python API's latents.
+"""
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from ltx_core import cli
+from ltx_core.conditioning import media as M
+from ltx_core.video_io import read_video_frames, write_mp4
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# video_io
+
+
+@pytest.mark.parametrize("shape,layout,fps", [((9, 32, 48), "fhwc-uint8", 24), ((5, 34, 46), "cfhw-float", 29.97),
+                                               ((3, 21, 31), "bcfhw-float", 8)])
+def test_write_mp4_decodes_back(tmp_path, shape, layout, fps):
+    f, h, w = shape
+    yy = torch.linspace(0, 1, h)[None, :, None, None]
+    xx = torch.linspace(0, 1, w)[None, None, :, None]
+    tt = torch.linspace(0, 1, f)[:, None, None, None]
+    base = (0.2 + 0.3 * xx + 0.3 * yy + 0.1 * tt + torch.tensor([0.0, 0.05, 0.1])).expand(f, h, w, 3).contiguous()
+    if layout == "fhwc-uint8":
+        video = (base * 255).round().to(torch.uint8)
+    elif layout == "cfhw-float":
+        video = base.permute(3, 0, 1, 2)
+    else:
+        video = base.permute(3, 0, 1, 2)[None]
+    p = write_mp4(tmp_path / "sub" / "out.mp4", video, fps)
+    assert p.exists()
+    with av.open(str(p)) as c:
+        s = c.streams.video[0]
+        assert s.codec_context.name == "h264" and s.codec_context.pix_fmt == "yuv420p"
+        assert abs(float(s.average_rate) - fps) < 1e-3
+    frames, got_fps = read_video_frames(p)
+    # yuv420p needs even sizes: odd ones are padded by one repeated row/column
+    assert frames.shape == (f, h + h % 2, w + w % 2, 3) and frames.dtype == np.uint8
+    assert abs(got_fps - fps) < 1e-3
+    want = (base * 255).round().numpy()
+    assert np.abs(frames[:, :h, :w].astype(float) - want).mean() < 3  # lossy, but the picture survives
+
+
+def test_write_mp4_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError):
+        write_mp4(tmp_path / "x.mp4", torch.zeros(2, 8, 8, 3), 0)
+    with pytest.raises(ValueError):
+        write_mp4(tmp_path / "x.mp4", torch.zeros(2, 8, 8), 24)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# argument errors
+
+
+def _png(path, h=40, w=56):
+    g = np.random.default_rng(0)
+    Image.fromarray(g.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def fake_models(tmp_path):
+    """Files that exist (their content is never read by the checks under test)."""
+    d = tmp_path / "models"
+    d.mkdir()
+    for n in ("ck.safetensors", "te.safetensors", "up.safetensors"):
+        (d / n).write_bytes(b"")
+    return d
+
+
+def _run_main(capsys, argv):
+    rc = cli.main(argv)
+    err = capsys.readouterr().err
+    return rc, [line for line in err.splitlines() if line.strip()]
+
+
+def _bad_cases(tmp_path, models):
+    img = str(_png(tmp_path / "cond.png"))
+    clip = str(write_mp4(tmp_path / "clip.mp4", np.zeros((12, 16, 16, 3), np.uint8), 24))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    base = ["generate", "--prompt", "a cat", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(models / "ck.safetensors"), "--text_encoder_path", str(models / "te.safetensors")]
+    return {
+        "no command": ([], "COMMAND"),
+        "no prompt": (["generate"], "--prompt"),
+        "unknown option": (base + ["--fps", "3"], "unrecognized"),
+        "bad int": (base + ["--seed", "x"], "--seed"),
+        "zero height": (base + ["--height", "0"], "--height"),
+        "negative width": (base + ["--width", "-32"], "--width"),
+        "zero frames": (base + ["--num_frames", "0"], "--num_frames"),
+        "zero frame rate": (base + ["--frame_rate", "0"], "--frame_rate"),
+        "zero steps": (base + ["--num_inference_steps", "0"], "--num_inference_steps"),
+        "strength > 1": (base + ["--conditioning_media_paths", img, "--conditioning_start_frames", "0",
+                                 "--conditioning_strengths", "1.5"], "between 0 and 1"),
+        "negative strength": (base + ["--conditioning_media_paths", img, "--conditioning_start_frames", "0",
+                                      "--conditioning_strengths", "-0.1"], "between 0 and 1"),
+        "length mismatch": (base + ["--conditioning_media_paths", img, img, "--conditioning_start_frames", "0"],
+                            "same length"),
+        "no start frames": (base + ["--conditioning_media_paths", img], "--conditioning_start_frames"),
+        "start beyond video": (base + ["--num_frames", "9", "--conditioning_media_paths", img,
+                                       "--conditioning_start_frames", "9"], "outside the video"),
+        "negative start": (base + ["--conditioning_media_paths", img, "--conditioning_start_frames", "-1"],
+                           "outside the video"),
+        "unreadable image": (base + ["--conditioning_media_paths", str(broken), "--conditioning_start_frames", "0"],
+                             str(broken)),
+        "missing image": (base + ["--conditioning_media_paths", str(tmp_path / "nope.png"),
+                                  "--conditioning_start_frames", "0"], "no such file"),
+        "clip at frame 3": (base + ["--num_frames", "33", "--conditioning_media_paths", clip,
+                                    "--conditioning_start_frames", "3"], "multiple of 8"),
+        "unknown preset": (base + ["--pipeline_config", "ltxv-99b"], "ltxv-13b-0.9.8-distilled"),
+        "missing checkpoint": (["generate", "--prompt", "x", "--pipeline_config", "ltxv-13b-0.9.8-distilled",
+                                "--text_encoder_path", str(models / "te.safetensors")],
+                               "huggingface.co/Lightricks/LTX-Video"),
+        "missing checkpoint flag": (base[:-4] + ["--checkpoint_path", str(models / "nope.safetensors"),
+                                                 "--text_encoder_path", str(models / "te.safetensors")],
+                                    "Lightricks/LTX-Video"),
+        "no text encoder": (base[:-2], "--text_encoder_path"),
+        "missing upscaler": (base[:4] + ["ltxv-2b-0.9.8-distilled"] + base[5:], "ltxv-spatial-upscaler-0.9.8"),
+        "bad latents name": (base + ["--output_latents", str(tmp_path / "l.pt")], ".safetensors"),
+    }
+
+
+def test_bad_arguments_one_line_exit_2(tmp_path, fake_models, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the config's file names are also looked up in the current folder
+    loaded = []
+    for name in ("load_checkpoint", "load_text_encoder", "load_upsampler"):
+        monkeypatch.setattr(f"ltx_core.{name}", lambda *a, _n=name, **k: loaded.append(_n))
+    for case, (argv, expect) in _bad_cases(tmp_path, fake_models).items():
+        rc, lines = _run_main(capsys, argv)
+        assert rc == 2, case
+        assert len(lines) == 1, (case, lines)
+        assert lines[0].startswith("error: ") and expect in lines[0], (case, lines[0])
+        assert "Traceback" not in lines[0]
+    assert loaded == []  # no model was touched
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_bad_argument_subprocess(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ltx_core", "generate", "--prompt", "x", "--height", "-5"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: --height and --width must be positive, got -5x1216"]
+    assert r.stdout == ""
+
+
+def test_defaults_are_inference_py_defaults():
+    a = cli.build_parser().parse_args(["generate", "--prompt", "p"])
+    assert (a.seed, a.height, a.width, a.num_frames, a.frame_rate) == (171198, 704, 1216, 121, 30)
+    assert a.negative_prompt == "worst quality, inconsistent motion, blurry, jittery, distorted"
+    assert a.image_cond_noise_scale == 0.15 and a.offload_to_cpu is False
+    assert a.pipeline_config == "configs/ltxv-13b-0.9.7-dev.yaml"
+    a = cli.build_parser().parse_args(["generate", "--prompt", "p", "--offload_to_cpu",
+                                       "--conditioning_media_paths", "a.png", "b.mp4",
+                                       "--conditioning_strengths", "0.5", "1", "--conditioning_start_frames", "0", "16"])
+    assert a.offload_to_cpu is True and a.conditioning_strengths == [0.5, 1.0] and a.conditioning_start_frames == [0, 16]
+
+
+def test_output_names_as_inference_py(tmp_path):
+    assert cli.prompt_to_filename("A red fox, running through the deep snow!") == "a-red-fox-running-through-the-deep"
+    p = cli.unique_output_path(tmp_path, "video_output_0", ".mp4", "A cat", 7, (64, 96, 9))
+    assert p.name == "video_output_0_a-cat_7_64x96x9_0.mp4"
+    p.write_bytes(b"")
+    assert cli.unique_output_path(tmp_path, "video_output_0", ".mp4", "A cat", 7, (64, 96, 9)).name.endswith("_1.mp4")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# tiny model files
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory, t5_tokenizer_dir):
+    pytest.importorskip("ltx_video")
+    import tiny_t5
+    import tiny_transformer
+    import tiny_upsampler
+    import tiny_vae
+
+    d = tmp_path_factory.mktemp("tiny_models")
+    te_model = tiny_t5.tiny_t5(seed=0)
+    te_dir = tiny_t5.save_pixart(te_model, t5_tokenizer_dir, d / "t5")
+    ref_t, t_cfg = tiny_transformer.tiny_reference("2b", seed=1, caption_channels=te_model.config.d_model)
+    _, v_cfg, v_sd = tiny_vae.tiny_vae("0.9.5", seed=2)
+    sd = {f"model.diffusion_model.{k}": v.contiguous() for k, v in ref_t.state_dict().items()}
+    sd.update({f"vae.{k}": v.contiguous() for k, v in v_sd.items()})
+    scheduler = {"_class_name": "RectifiedFlowScheduler", "num_train_timesteps": 1000, "shifting": None,
+                 "base_resolution": None, "sampler": "LinearQuadratic"}
+    ck = d / "tiny-ltxv.safetensors"
+    save_file(sd, str(ck), metadata={"config": json.dumps({"transformer": t_cfg, "vae": v_cfg,
+                                                            "scheduler": scheduler})})
+    ref_up, up_cfg = tiny_upsampler.reference_upsampler(seed=3, in_channels=v_cfg.get("latent_channels", 128))
+    up = tiny_upsampler.save_official(ref_up, up_cfg, d / "tiny-upscaler.safetensors")
+    return {"checkpoint": ck, "text_encoder": te_dir, "upsampler": up, "dir": d}
+
+
+class _Result:
+    def __init__(self, video, latents):
+        self.video, self.latents = video, latents
+
+
+def _fake_pipelines(calls):
+    """Stands in for ltx_core.pipelines: records the call, returns a recognisable video."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class ConditioningItem:
+        media: torch.Tensor
+        start_frame: int = 0
+        strength: float = 1.0
+
+    class PipelineConfig:
+        @classmethod
+        def from_dict(cls, d):
+            obj = cls()
+            obj.raw = d
+            return obj
+
+    def generate(transformer, vae, cfg, embeds, mask, neg, neg_mask, *, height, width, num_frames, frame_rate, seed,
+                 conditioning=(), upsampler=None, num_inference_steps=None, scheduler_config=None,
+                 image_cond_noise_scale=0.15, output="video", progress=None):
+        calls.append(dict(locals()))
+        for i in range(3):
+            progress(i + 1, 3, None)
+        t = torch.linspace(0, 1, num_frames)[None, None, :, None, None]
+        video = (t * torch.ones(1, 3, num_frames, height, width)).clamp(0, 1)
+        return _Result(video, torch.full((1, 128, 2, 2, 3), float(seed)))
+
+    return types.SimpleNamespace(ConditioningItem=ConditioningItem, PipelineConfig=PipelineConfig,
+                                 generate=generate, GenerationResult=_Result)
+
+
+def test_cli_plumbing_with_tiny_files(tiny_files, tmp_path, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "ltx_core.pipelines", _fake_pipelines(calls))
+    img = _png(tmp_path / "first.png", 60, 80)
+    frames = np.stack([np.full((30, 40, 3), 10 * i, np.uint8) for i in range(12)])
+    clip = write_mp4(tmp_path / "clip.mp4", frames, 24)
+    out = tmp_path / "out.mp4"
+    lat = tmp_path / "lat" / "latents.safetensors"
+    argv = ["generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.8-distilled",
+            "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--spatial_upscaler_model_path", str(tiny_files["upsampler"]), "--height", "40", "--width", "56",
+            "--num_frames", "17", "--frame_rate", "12", "--seed", "5", "--device", "cpu", "--dtype", "float32",
+            "--conditioning_media_paths", str(img), str(clip), "--conditioning_strengths", "1", "0.5",
+            "--conditioning_start_frames", "0", "8", "--num_inference_steps", "3",
+            "--output_path", str(out), "--output_latents", str(lat)]
+    rc = cli.main(argv)
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    (c,) = calls
+    assert (c["height"], c["width"], c["num_frames"], c["frame_rate"], c["seed"]) == (40, 56, 17, 12.0, 5)
+    assert c["num_inference_steps"] == 3 and c["image_cond_noise_scale"] == 0.15 and c["upsampler"] is not None
+    assert c["scheduler_config"]["sampler"] == "LinearQuadratic"
+    assert c["cfg"].raw["pipeline_type"] == "multi-scale"
+    assert c["embeds"].shape[-1] == c["neg"].shape[-1] == 64 and c["mask"].shape == c["embeds"].shape[:2]
+    # conditioning: just-cropped at the source size, padded the way inference.py pads (40x56 -> 64x64)
+    first, second = c["conditioning"]
+    want_first = M.fit_media(M.load_media(img, 40, 56, just_crop=True), 40, 56)
+    assert want_first.shape == (1, 3, 1, 64, 64)
+    assert (first.start_frame, first.strength) == (0, 1.0) and torch.equal(first.media, want_first)
+    # the 12-frame clip starting at frame 8 of 17: at most 9 frames, trimmed to 8k+1 -> 9
+    want_second = M.fit_media(M.load_media(clip, 40, 56, max_frames=9, just_crop=True), 40, 56)
+    assert (second.start_frame, second.strength) == (8, 0.5) and torch.equal(second.media, want_second)
+    frames_out, fps = read_video_frames(out)
+    assert frames_out.shape == (17, 40, 56, 3) and abs(fps - 12) < 1e-6
+    assert load_file(str(lat))["latents"].eq(5.0).all()
+    assert "output saved to" in err and "3/3" in err
+
+
+def test_cli_default_output_folder_and_png(tiny_files, tmp_path, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "ltx_core.pipelines", _fake_pipelines(calls))
+    monkeypatch.chdir(tmp_path)
+    argv = ["generate", "--prompt", "One frame", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", "32", "--width", "32", "--num_frames", "1", "--device", "cpu", "--dtype", "float32"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert calls[0]["upsampler"] is None and calls[0]["conditioning"] == []
+    (png,) = list((tmp_path / "outputs").glob("*/image_output_0_one-frame_171198_32x32x1_0.png"))
+    assert Image.open(png).size == (32, 32)
+
+
+def test_cli_bad_checkpoint_file_one_line(tiny_files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ltx_core.pipelines", _fake_pipelines([]))
+    argv = ["generate", "--prompt", "x", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(tiny_files["upsampler"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", "32", "--width", "32", "--num_frames", "9", "--device", "cpu", "--dtype", "float32"]
+    rc, lines = _run_main(capsys, argv)
+    assert rc == 2 and lines[-1].startswith("error: ")  # progress notes, then the error
+    assert sum(line.startswith("error") for line in lines) == 1 and not any("Traceback" in x for x in lines)
+    assert str(tiny_files["upsampler"]) in lines[-1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the real pipeline
+
+
+def _real_generate():
+    try:
+        from ltx_core.pipelines import generate  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"ltx_core.pipelines.generate is not available yet ({e})")
+    return generate
+
+
+def test_generate_end_to_end(tiny_files, tmp_path):
+    generate = _real_generate()
+    from ltx_core import load_checkpoint, load_text_encoder
+    from ltx_core.pipelines import ConditioningItem, PipelineConfig
+    from ltx_core.presets import load_pipeline_config
+
+    out, lat = tmp_path / "video.mp4", tmp_path / "latents.safetensors"
+    h, w, f, fps, seed, steps = 40, 56, 9, 24, 11, 2
+    img = _png(tmp_path / "start.png", 50, 60)
+    argv = ["generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", str(h), "--width", str(w), "--num_frames", str(f), "--frame_rate", str(fps),
+            "--seed", str(seed), "--num_inference_steps", str(steps), "--device", "cpu", "--dtype", "float32",
+            "--output_path", str(out), "--output_latents", str(lat),
+            "--conditioning_media_paths", str(img), "--conditioning_start_frames", "0",
+            "--conditioning_strengths", "0.9"]
+    r = subprocess.run([sys.executable, "-m", "ltx_core", *argv], cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    frames, got_fps = read_video_frames(out)
+    assert frames.shape == (f, h, w, 3) and abs(got_fps - fps) < 1e-6
+
+    te = load_text_encoder(str(tiny_files["text_encoder"]), device="cpu", dtype=torch.float32)
+    pe, pm = te.encode(["a tiny fox"])
+    ne, nm = te.encode([cli.DEFAULT_NEGATIVE_PROMPT])
+    ck = load_checkpoint(str(tiny_files["checkpoint"]), device="cpu", dtype=torch.float32)
+    cfg = PipelineConfig.from_dict(load_pipeline_config("ltxv-2b-0.9.6-distilled"))
+    with torch.no_grad():
+        res = generate(ck.transformer, ck.vae, cfg, pe, pm, ne, nm, height=h, width=w, num_frames=f,
+                       frame_rate=fps, seed=seed, num_inference_steps=steps, conditioning=[ConditioningItem(
+                           M.fit_media(M.load_media(img, h, w, just_crop=True), h, w), start_frame=0, strength=0.9)],
+                       scheduler_config=ck.config["scheduler"], image_cond_noise_scale=0.15, output="video")
+    saved = load_file(str(lat))["latents"]
+    assert saved.shape == res.latents.shape
+    assert torch.equal(saved, res.latents.detach().cpu().to(saved.dtype))
+    assert res.video.shape[2:] == (f, h, w)
