@@ -7,7 +7,6 @@ a failure prints one line on stderr and exits with code 2.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import time
@@ -67,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num_frames", type=int, default=DEFAULT_NUM_FRAMES)
     g.add_argument("--frame_rate", type=float, default=DEFAULT_FRAME_RATE)
     g.add_argument("--offload_to_cpu", type=_bool, nargs="?", const=True, default=False,
-                   help="move models to the CPU when they are not in use")
+                   help="accepted for compatibility with inference.py; the text encoder is always freed before the "
+                        "transformer is loaded")
     g.add_argument("--input_media_path", default=None, help="video (or image) to modify (video-to-video)")
     g.add_argument("--image_cond_noise_scale", type=float, default=DEFAULT_IMAGE_COND_NOISE_SCALE)
     g.add_argument("--conditioning_media_paths", nargs="+", default=None, metavar="PATH",
@@ -250,7 +250,7 @@ def _log(msg: str):
 
 def prepare_inputs(a):
     """Everything that needs no model: returns a dict for `run_generation`."""
-    from .conditioning.media import MediaError, fit_media, load_media, pad_media, padded_size, trim_to_valid_frames
+    from .conditioning.media import MediaError, load_media, pad_media, padded_size, trim_to_valid_frames
     from .presets import load_pipeline_config
 
     _validate_numbers(a)
@@ -282,12 +282,9 @@ def prepare_inputs(a):
         if n < media.shape[2]:
             _log(f"trimming conditioning video {path} from {media.shape[2]} to {n} frames (8k+1 from frame {start})")
             media = media[:, :, :n]
-        items.append((fit_media(media, a.height, a.width), start, strength))
+        items.append((pad_media(media, a.height, a.width), start, strength))
     input_media = None
     if a.input_media_path:
-        if _generate_media_param() is None:
-            raise UsageError("--input_media_path (video-to-video) is not supported by this pipeline yet; to start "
-                             "from an image or clip use --conditioning_media_paths with --conditioning_start_frames 0")
         try:
             input_media = load_media(a.input_media_path, a.height, a.width, max_frames=frames_padded)
         except MediaError as e:
@@ -297,16 +294,6 @@ def prepare_inputs(a):
         Path(a.output_latents).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return {"config": cfg, "dtype": dtype, "checkpoint": ck_path, "text_encoder": te_path, "upsampler": up_path,
             "conditioning": items, "input_media": input_media}
-
-
-def _generate_media_param():
-    """The name of the pipeline's video-to-video media argument, if it has one."""
-    try:
-        from .pipelines import generate
-    except ImportError:
-        return None
-    params = inspect.signature(generate).parameters
-    return next((k for k in ("input_media", "media_items", "media") if k in params), None)
 
 
 def _device(name):
@@ -337,24 +324,16 @@ def run_generation(a, prep):
         pcfg = PipelineConfig.from_dict(prep["config"])
     except (ValueError, TypeError, KeyError) as e:
         raise UsageError(f"--pipeline_config {a.pipeline_config}: {e}") from None
-    gen_params = inspect.signature(generate).parameters
-    extra = {}
-    if prep["input_media"] is not None:
-        extra[_generate_media_param()] = prep["input_media"]
 
     device = _device(a.device)
     dtype = prep["dtype"]
-    te_dtype = "bfloat16" if dtype.startswith("float8") else dtype
-    offload = bool(a.offload_to_cpu) and device.type != "cpu"
     try:
         _log(f"loading text encoder {prep['text_encoder']}")
-        te = load_text_encoder(str(prep["text_encoder"]), device=device, dtype=te_dtype)
+        te = load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype)
         with torch.no_grad():
             embeds, mask = te.encode([a.prompt])
             neg_embeds, neg_mask = te.encode([a.negative_prompt])
-        if hasattr(te, "offload"):
-            te.offload()
-        del te
+        del te  # freed before the transformer loads: peak memory is the larger of the two, not their sum
         _log(f"loading checkpoint {prep['checkpoint']}")
         ck = load_checkpoint(str(prep["checkpoint"]), device=device, dtype=dtype)
         upsampler = None
@@ -366,18 +345,14 @@ def run_generation(a, prep):
         raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
     conditioning = [ConditioningItem(media=m, start_frame=s, strength=st) for m, s, st in prep["conditioning"]]
-    if "offload_to_cpu" in gen_params:
-        extra["offload_to_cpu"] = offload
-    scheduler_config = (ck.config or {}).get("scheduler") if isinstance(ck.config, dict) else None
-    if "allowed_inference_steps" in gen_params:
-        extra["allowed_inference_steps"] = getattr(ck, "allowed_inference_steps", None)
+    scheduler_config = ck.config.get("scheduler")
     with torch.no_grad():
         res = generate(ck.transformer, ck.vae, pcfg, embeds, mask, neg_embeds, neg_mask,
                        height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate,
                        seed=a.seed, conditioning=conditioning, upsampler=upsampler,
                        num_inference_steps=a.num_inference_steps, scheduler_config=scheduler_config,
                        image_cond_noise_scale=a.image_cond_noise_scale, output="video", progress=_Progress(),
-                       **extra)
+                       input_media=prep["input_media"], allowed_inference_steps=ck.allowed_inference_steps)
     return res
 
 

@@ -272,11 +272,11 @@ def test_cli_plumbing_with_tiny_files(tiny_files, tmp_path, capsys, monkeypatch)
     assert c["embeds"].shape[-1] == c["neg"].shape[-1] == 64 and c["mask"].shape == c["embeds"].shape[:2]
     # conditioning: just-cropped at the source size, padded the way inference.py pads (40x56 -> 64x64)
     first, second = c["conditioning"]
-    want_first = M.fit_media(M.load_media(img, 40, 56, just_crop=True), 40, 56)
+    want_first = M.pad_media(M.load_media(img, 40, 56, just_crop=True), 40, 56)
     assert want_first.shape == (1, 3, 1, 64, 64)
     assert (first.start_frame, first.strength) == (0, 1.0) and torch.equal(first.media, want_first)
     # the 12-frame clip starting at frame 8 of 17: at most 9 frames, trimmed to 8k+1 -> 9
-    want_second = M.fit_media(M.load_media(clip, 40, 56, max_frames=9, just_crop=True), 40, 56)
+    want_second = M.pad_media(M.load_media(clip, 40, 56, max_frames=9, just_crop=True), 40, 56)
     assert (second.start_frame, second.strength) == (8, 0.5) and torch.equal(second.media, want_second)
     frames_out, fps = read_video_frames(out)
     assert frames_out.shape == (17, 40, 56, 3) and abs(fps - 12) < 1e-6
@@ -350,7 +350,7 @@ def test_generate_end_to_end(tiny_files, tmp_path):
     with torch.no_grad():
         res = generate(ck.transformer, ck.vae, cfg, pe, pm, ne, nm, height=h, width=w, num_frames=f,
                        frame_rate=fps, seed=seed, num_inference_steps=steps, conditioning=[ConditioningItem(
-                           M.fit_media(M.load_media(img, h, w, just_crop=True), h, w), start_frame=0, strength=0.9)],
+                           M.pad_media(M.load_media(img, h, w, just_crop=True), h, w), start_frame=0, strength=0.9)],
                        scheduler_config=ck.config["scheduler"], image_cond_noise_scale=0.15, output="video")
     saved = load_file(str(lat))["latents"]
     assert saved.shape == res.latents.shape

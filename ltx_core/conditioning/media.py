@@ -25,7 +25,6 @@ __all__ = [
     "blur",
     "calculate_padding",
     "crf_compress",
-    "fit_media",
     "is_video_path",
     "load_media",
     "pad_media",
@@ -87,21 +86,6 @@ def pad_media(media: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if not any(pad):
         return media
     return F.pad(media, pad)
-
-
-def fit_media(media: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """`pad_media`, then a bilinear (align_corners=False) per-frame resize to the padded generation size when the
-    media has another size (just-cropped media): what the official pipeline does to a conditioning item before a
-    pass at the padded size. (For the first pass of a multi-scale config the official pipeline resizes the padded
-    media straight to that pass's size; a pipeline that wants to match it there needs `pad_media`'s output.)"""
-    media = pad_media(media, height, width)
-    ph, pw, _ = padded_size(height, width, 1)
-    if tuple(media.shape[-2:]) == (ph, pw):
-        return media
-    b, c, f, h, w = media.shape
-    flat = media.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
-    flat = F.interpolate(flat, size=(ph, pw), mode="bilinear", align_corners=False)
-    return flat.reshape(b, f, c, ph, pw).permute(0, 2, 1, 3, 4).contiguous()
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""Seeded noise. Everything is drawn on the CPU from `torch.Generator`s seeded from the user's seed (never torch's
+global RNG), then moved to the device: a seed gives the same video on every device.
+
+The main generator (`seed` itself) draws, in the official pipeline's order: the initial latent noise, the noise of
+conditioning tokens appended to the sequence, and the per-step re-noising of hard-conditioned tokens
+(`image_cond_noise_scale`); a multi-scale run keeps drawing from it in its second pass. With those in the same
+order the results equal the official pipeline's run on the CPU with `torch.Generator().manual_seed(seed)`.
+The official code draws stochastic-sampling noise and decode noise from torch's global RNG; here they come from
+their own generators, derived from the seed (`derived_generator`).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from torch import Tensor
+
+# Purposes with their own generator stream.
+STOCHASTIC = "stochastic_sampling"
+DECODE = "decode_noise"
+
+
+def make_generator(seed: int) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    return torch.Generator(device="cpu").manual_seed(int(seed) % (1 << 64))
+
+
+def derived_generator(seed: int, purpose: str) -> torch.Generator:
+    """A generator for `purpose`, independent of the main stream of `seed` but fixed by it."""
+    digest = hashlib.sha256(f"{int(seed)}:{purpose}".encode()).digest()
+    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def randn(shape, generator: torch.Generator, device=None, dtype=torch.float32) -> Tensor:
+    """Standard normal noise drawn on the CPU in float32, then moved to `device`/`dtype`."""
+    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+
+
+def initial_noise(latent_shape, generator: torch.Generator, device=None, dtype=torch.float32) -> Tensor:
+    """The initial latent noise (b, c, f, h, w), drawn token-major as (b, f*h*w, c) like the official pipeline."""
+    b, c, f, h, w = (int(s) for s in latent_shape)
+    tokens = randn((b, f * h * w, c), generator, device, dtype)
+    return tokens.transpose(1, 2).reshape(b, c, f, h, w)
