@@ -234,7 +234,8 @@ def _fake_pipelines(calls):
 
     def generate(transformer, vae, cfg, embeds, mask, neg, neg_mask, *, height, width, num_frames, frame_rate, seed,
                  conditioning=(), upsampler=None, num_inference_steps=None, scheduler_config=None,
-                 image_cond_noise_scale=0.15, output="video", progress=None):
+                 image_cond_noise_scale=0.15, output="video", progress=None, input_media=None,
+                 allowed_inference_steps=None):
         calls.append(dict(locals()))
         for i in range(3):
             progress(i + 1, 3, None)
@@ -270,10 +271,11 @@ def test_cli_plumbing_with_tiny_files(tiny_files, tmp_path, capsys, monkeypatch)
     assert c["scheduler_config"]["sampler"] == "LinearQuadratic"
     assert c["cfg"].raw["pipeline_type"] == "multi-scale"
     assert c["embeds"].shape[-1] == c["neg"].shape[-1] == 64 and c["mask"].shape == c["embeds"].shape[:2]
-    # conditioning: just-cropped at the source size, padded the way inference.py pads (40x56 -> 64x64)
+    # conditioning: just-cropped at the source size and padded by what pads 40x56 to 64x64, as inference.py
+    # hands it over; the pipeline resizes it to each pass's size
     first, second = c["conditioning"]
     want_first = M.pad_media(M.load_media(img, 40, 56, just_crop=True), 40, 56)
-    assert want_first.shape == (1, 3, 1, 64, 64)
+    assert want_first.shape[-2:] != (64, 64)
     assert (first.start_frame, first.strength) == (0, 1.0) and torch.equal(first.media, want_first)
     # the 12-frame clip starting at frame 8 of 17: at most 9 frames, trimmed to 8k+1 -> 9
     want_second = M.pad_media(M.load_media(clip, 40, 56, max_frames=9, just_crop=True), 40, 56)
