@@ -133,16 +133,6 @@ REAL_TRANSFORMER_CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These models are tiny: a second thread only adds synchronisation, which costs ten times the work
-    # itself when the machine is busy.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _randomise(model: torch.nn.Module, seed: int):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -30,16 +30,6 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tensors are tiny: with 2 threads OpenMP synchronisation dominates, and on a loaded machine it
-    # makes every op ~20x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def reference_encodes_mean(monkeypatch):
     """The official vae_encode samples the latent distribution; make it take the mean, as encode does."""

@@ -21,6 +21,8 @@ _VAE_RENAMES = ((".resnets.", ".res_blocks."), ("downsamplers.0", "downsample"),
 _STATS = "per_channel_statistics."
 # Real files carry five statistics; only these two take part in the maths.
 _USED_STATS = ("std-of-means", "mean-of-means")
+# Files re-saved from a loaded official model name the two statistics as its buffers.
+_STAT_BUFFERS = {"std_of_means": _STATS + "std-of-means", "mean_of_means": _STATS + "mean-of-means"}
 
 
 @dataclass
@@ -115,6 +117,7 @@ def _build_transformer(path, configs, source, device, dtype) -> Transformer3D:
 def _official_vae_source(source: dict) -> dict:
     out = {}
     for k, v in source.items():
+        k = _STAT_BUFFERS.get(k, k)
         if k.startswith(_STATS):
             if k[len(_STATS):] in _USED_STATS:
                 out[k] = v

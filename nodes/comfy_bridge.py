@@ -1,0 +1,369 @@
+"""The one place that talks to ComfyUI: model folders (folder_paths), devices and memory (model_management,
+ModelPatcher), progress bars and latent previews (comfy.utils, latent_preview), interruption.
+
+Outside ComfyUI (tests, scripts) every function has a stand-in: model folders come from `set_model_folder` /
+`set_models_root` (or the LTXV_STACK_MODELS environment variable: <root>/checkpoints, <root>/text_encoders,
+<root>/latent_upscale_models), everything runs on the CPU in float32, progress goes to `PROGRESS_LISTENERS`, and
+`request_interrupt()` stops a running node the way ComfyUI's "Cancel" does.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+try:  # inside a running ComfyUI all of these are already imported; anything else means "no ComfyUI"
+    if os.environ.get("LTXV_STACK_STANDALONE"):
+        raise ImportError("LTXV_STACK_STANDALONE is set")
+    import comfy.model_management as mm  # type: ignore
+    import comfy.model_patcher  # type: ignore
+    import comfy.utils  # type: ignore
+    import folder_paths  # type: ignore
+
+    IN_COMFYUI = True
+except Exception as _e:  # ImportError, or a ComfyUI checkout that cannot start here (no GPU, no --cpu)
+    folder_paths = mm = None
+    IN_COMFYUI = False
+    if "comfy" in sys.modules or "folder_paths" in sys.modules:
+        logger.warning("LTX-Video (stack): ComfyUI modules found but not usable (%s); using stand-ins", _e)
+
+CHECKPOINTS = "checkpoints"
+TEXT_ENCODERS = "text_encoders"
+LATENT_UPSCALE_MODELS = "latent_upscale_models"
+MODEL_FOLDERS = (CHECKPOINTS, TEXT_ENCODERS, LATENT_UPSCALE_MODELS)
+# ltx_core reads safetensors only (pickled formats can run code when loaded).
+WEIGHT_EXTENSIONS = (".safetensors", ".sft")
+
+
+class ModelNotFoundError(ValueError):
+    """A model file name that is not in ComfyUI's model folders."""
+
+
+class Interrupted(RuntimeError):
+    """Raised (outside ComfyUI) when a run was interrupted with `request_interrupt()`."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# model folders
+
+_standin_folders: dict[str, list[Path]] = {}
+
+
+def set_model_folder(folder: str, paths: Iterable) -> None:
+    """Stand-in only: where the files of `folder` ("checkpoints", ...) are looked up."""
+    _standin_folders[folder] = [Path(p) for p in paths]
+
+
+def set_models_root(root) -> None:
+    """Stand-in only: <root>/checkpoints, <root>/text_encoders, <root>/latent_upscale_models."""
+    for folder in MODEL_FOLDERS:
+        set_model_folder(folder, [Path(root) / folder])
+
+
+def register_model_folders() -> None:
+    """Make ComfyUI know the latent upsampler folder (models/latent_upscale_models), restricted to weight files.
+    Newer ComfyUI versions (and extra_model_paths.yaml) may already have it: then nothing changes."""
+    if not IN_COMFYUI:
+        return
+    names = folder_paths.folder_names_and_paths
+    if LATENT_UPSCALE_MODELS not in names:
+        path = os.path.join(folder_paths.models_dir, LATENT_UPSCALE_MODELS)
+        names[LATENT_UPSCALE_MODELS] = ([path], set(folder_paths.supported_pt_extensions))
+
+
+def folder_dirs(folder: str) -> list[Path]:
+    if IN_COMFYUI:
+        try:
+            return [Path(p) for p in folder_paths.get_folder_paths(folder)]
+        except Exception:
+            return []
+    if folder not in _standin_folders:
+        root = os.environ.get("LTXV_STACK_MODELS", "models")
+        return [Path(root) / folder]
+    return list(_standin_folders[folder])
+
+
+def _is_weight_file(name: str) -> bool:
+    return name.lower().endswith(WEIGHT_EXTENSIONS)
+
+
+def list_model_files(folder: str) -> list[str]:
+    """Weight files of a model folder, as names relative to it ('/'-separated, subfolders included)."""
+    if IN_COMFYUI:
+        try:
+            names = folder_paths.get_filename_list(folder)
+        except Exception:
+            names = []
+        return sorted(n.replace(os.sep, "/") for n in names if _is_weight_file(n))
+    out = set()
+    for d in folder_dirs(folder):
+        if d.is_dir():
+            for p in d.rglob("*"):
+                if p.is_file() and _is_weight_file(p.name):
+                    out.add(p.relative_to(d).as_posix())
+    return sorted(out)
+
+
+def list_model_dirs(folder: str, accept: Callable[[Path], bool]) -> list[str]:
+    """Top-level subfolders of a model folder that `accept` recognises (e.g. model folders in Hugging Face layout),
+    as 'name/'."""
+    out = set()
+    for d in folder_dirs(folder):
+        if d.is_dir():
+            for p in d.iterdir():
+                if p.is_dir() and accept(p):
+                    out.add(p.name + "/")
+    return sorted(out)
+
+
+def resolve_model(folder: str, name: str, what: str, hint: str = "") -> Path:
+    """The full path of `name` (a file, or a 'folder/' entry) in ComfyUI's `folder`; ModelNotFoundError saying
+    where to put it otherwise. Names must stay inside the folder (no absolute paths, no '..')."""
+    dirs = folder_dirs(folder)
+    where = ", ".join(str(d) for d in dirs) or f"models/{folder}"
+    if not isinstance(name, str) or not name.strip():
+        raise ModelNotFoundError(f"no {what} selected: put one into ComfyUI's {folder} folder ({where}) and pick it")
+    rel = name.rstrip("/")
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts or not parts:
+        raise ModelNotFoundError(f"{what} {name!r}: only names inside ComfyUI's {folder} folder are accepted, "
+                                 "not paths")
+    for d in dirs:
+        p = d / rel
+        if (p.is_dir() if name.endswith("/") else p.is_file()):
+            return p
+    extra = f" {hint}" if hint else ""
+    raise ModelNotFoundError(f"{what} {name!r} was not found in ComfyUI's {folder} folder ({where}).{extra} "
+                             "Put the file there and refresh the node list (press R), or pick another file.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# devices and dtypes
+
+_KINDS = ("diffusion", "vae", "text_encoder")
+
+
+def devices(kind: str) -> tuple[torch.device, torch.device]:
+    """(load device, offload device) for a model of `kind`, as ComfyUI chooses them (--cpu, --gpu-only,
+    --highvram, --cpu-vae ...); the CPU twice outside ComfyUI."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    if not IN_COMFYUI:
+        cpu = torch.device("cpu")
+        return cpu, cpu
+    if kind == "diffusion":
+        return mm.get_torch_device(), mm.unet_offload_device()
+    if kind == "vae":
+        return mm.vae_device(), mm.vae_offload_device()
+    return mm.text_encoder_device(), mm.text_encoder_offload_device()
+
+
+def intermediate_device() -> torch.device:
+    """Where node outputs (latents, images) live between nodes."""
+    return mm.intermediate_device() if IN_COMFYUI else torch.device("cpu")
+
+
+def default_dtype(kind: str) -> torch.dtype:
+    """bfloat16 where ComfyUI would compute in it on the load device, float32 otherwise (always on the CPU)."""
+    load, _ = devices(kind)
+    if not IN_COMFYUI or load.type == "cpu":
+        return torch.float32
+    try:
+        if kind == "vae":
+            return mm.vae_dtype(load, [torch.bfloat16, torch.float32])
+        return torch.bfloat16 if mm.should_use_bf16(load) else torch.float32
+    except Exception:
+        return torch.float32
+
+
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Free memory on `device` (None when unknown)."""
+    if IN_COMFYUI:
+        try:
+            return int(mm.get_free_memory(device))
+        except Exception:
+            return None
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return None
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    if IN_COMFYUI and isinstance(e, getattr(mm, "OOM_EXCEPTION", ())):
+        return True
+    return isinstance(e, torch.OutOfMemoryError)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# managed models
+
+
+class _Holder(torch.nn.Module):
+    """What ModelPatcher wraps: it sets bookkeeping attributes (device, model_lowvram, ...) on the module it
+    holds, which must not collide with properties of our own models."""
+
+    def __init__(self, inner: torch.nn.Module, device: torch.device):
+        super().__init__()
+        self.inner = inner
+        self.device = device
+
+    def get_dtype(self):
+        for p in self.inner.parameters():
+            return p.dtype
+        return torch.float32
+
+
+def _module_device(module: torch.nn.Module, fallback: torch.device) -> torch.device:
+    """The device all of the module's tensors are on; a module split across devices (a partial load ComfyUI may
+    do for plain torch layers) is moved whole to `fallback`."""
+    found = {t.device for t in list(module.parameters()) + list(module.buffers())}
+    if len(found) == 1:
+        return found.pop()
+    if found:
+        module.to(fallback)
+    return fallback
+
+
+class ManagedModel:
+    """A torch module whose placement ComfyUI manages: `load()` before use (ComfyUI frees memory for it and may
+    evict other models), `unload()` to give the memory back early."""
+
+    def __init__(self, module: torch.nn.Module, kind: str, name: str = ""):
+        self.module = module
+        self.kind = kind
+        self.name = name
+        self.load_device, self.offload_device = devices(kind)
+        self.patcher = None
+        if IN_COMFYUI:
+            holder = _Holder(module, self.offload_device)
+            self.patcher = comfy.model_patcher.ModelPatcher(holder, load_device=self.load_device,
+                                                            offload_device=self.offload_device)
+
+    @property
+    def device(self) -> torch.device:
+        return _module_device(self.module, self.offload_device)
+
+    def size_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in list(self.module.parameters()) + list(self.module.buffers()))
+
+    def load(self, memory_required: int = 0) -> torch.device:
+        return load_models([self], memory_required)
+
+    def unload(self) -> None:
+        unload_model(self)
+
+
+def load_models(models: list[ManagedModel], memory_required: int = 0) -> torch.device:
+    """Put the models on their load devices together (ComfyUI frees `memory_required` bytes more for the work);
+    returns the device of the first one. Under --novram ComfyUI keeps plain torch weights on the CPU: they then
+    run there."""
+    models = [m for m in models if m is not None]
+    if IN_COMFYUI:
+        mm.load_models_gpu([m.patcher for m in models], memory_required=int(memory_required), force_full_load=True)
+    devices_used = [m.device for m in models]  # also settles modules left split across devices
+    return devices_used[0] if devices_used else torch.device("cpu")
+
+
+def unload_model(model: ManagedModel) -> None:
+    """Move a model back to its offload device now (the text encoder after encoding), instead of waiting for
+    ComfyUI to evict it when memory runs short."""
+    if model is None:
+        return
+    if IN_COMFYUI:
+        try:
+            loaded = mm.current_loaded_models
+            for i in range(len(loaded) - 1, -1, -1):
+                if loaded[i].model is model.patcher:
+                    loaded[i].model_unload()
+                    loaded.pop(i)
+            mm.soft_empty_cache()
+            return
+        except Exception as e:  # internals differ between ComfyUI versions: eviction then happens on demand
+            logger.debug("LTX-Video (stack): could not unload %s now (%s)", model.name, e)
+            return
+    model.module.to(model.offload_device)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# interruption
+
+_interrupt = threading.Event()
+
+
+def request_interrupt() -> None:
+    """Stand-in for ComfyUI's Cancel button (ComfyUI itself: POST /interrupt)."""
+    _interrupt.set()
+
+
+def interrupt_requested() -> bool:
+    if IN_COMFYUI:
+        return bool(mm.processing_interrupted())
+    return _interrupt.is_set()
+
+
+def raise_interrupted(message: str = "interrupted") -> None:
+    """Raise the exception that tells the host the run was cancelled (ComfyUI: InterruptProcessingException,
+    shown as "interrupted", not as an error)."""
+    if IN_COMFYUI:
+        mm.throw_exception_if_processing_interrupted()
+        raise mm.InterruptProcessingException()
+    _interrupt.clear()
+    raise Interrupted(message)
+
+
+def check_interrupt() -> None:
+    if interrupt_requested():
+        raise_interrupted()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# progress and previews
+
+# Stand-in progress: called with (value, total, preview_latents) on every update.
+PROGRESS_LISTENERS: list[Callable[[int, int, torch.Tensor | None], None]] = []
+
+
+class Progress:
+    """`progress(step, total, latents)` for ltx_core: ComfyUI's progress bar, with a latent preview of the middle
+    frame when ComfyUI's --preview-method asks for one."""
+
+    def __init__(self, total: int):
+        self.total = max(int(total), 1)
+        self.bar = comfy.utils.ProgressBar(self.total) if IN_COMFYUI else None
+        self.previewer = None
+        if IN_COMFYUI:
+            try:
+                import comfy.latent_formats as latent_formats  # type: ignore
+                import latent_preview  # type: ignore
+
+                self.previewer = latent_preview.get_previewer(mm.get_torch_device(), latent_formats.LTXV())
+            except Exception as e:
+                logger.debug("LTX-Video (stack): no latent previews (%s)", e)
+
+    def __call__(self, step: int, total: int | None = None, latents: torch.Tensor | None = None) -> None:
+        total = self.total if total is None else max(int(total), 1)
+        if not IN_COMFYUI:
+            for listener in list(PROGRESS_LISTENERS):
+                listener(int(step), total, latents)
+            return
+        preview = None
+        if self.previewer is not None and latents is not None and latents.dim() == 5:
+            try:
+                frame = latents[:1, :, latents.shape[2] // 2].float()
+                preview = self.previewer.decode_latent_to_preview_image("JPEG", frame)
+            except Exception as e:
+                logger.debug("LTX-Video (stack): preview failed (%s)", e)
+                self.previewer = None
+        self.bar.update_absolute(int(step), total, preview)

@@ -1,0 +1,195 @@
+"""Loader nodes: checkpoint (transformer + VAE), T5 text encoder, latent upsampler. Files come only from ComfyUI's
+model folders, by name."""
+from __future__ import annotations
+
+import logging
+
+from ..ltx_core import (
+    ModelFileError,
+    load_checkpoint,
+    load_text_encoder,
+    load_upsampler,
+)
+from ..ltx_core.presets.official import OFFICIAL_CONFIGS
+from . import comfy_bridge as bridge
+from .common import (
+    CATEGORY,
+    MODEL,
+    TEXT_ENCODER,
+    UPSCALER,
+    VAE,
+    ModelHandle,
+    TextEncoderHandle,
+    UpscalerHandle,
+    VAEHandle,
+    node_error,
+)
+
+logger = logging.getLogger(__name__)
+
+HF_LTXV = "Hugging Face: Lightricks/LTX-Video"
+HF_T5 = "Hugging Face: comfyanonymous/flux_text_encoders"
+
+# The official release names (what the workflows refer to).
+OFFICIAL_CHECKPOINTS = tuple(sorted({c["checkpoint_path"] for c in OFFICIAL_CONFIGS.values()}
+                                    | {"ltxv-2b-0.9.6-dev-04-25.safetensors"}))
+OFFICIAL_TEXT_ENCODERS = ("t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors",
+                          "t5xxl_fp8_e4m3fn_scaled.safetensors")
+OFFICIAL_UPSAMPLERS = ("ltxv-spatial-upscaler-0.9.7.safetensors", "ltxv-spatial-upscaler-0.9.8.safetensors",
+                       "ltxv-temporal-upscaler-0.9.7.safetensors")
+
+CHECKPOINT_DTYPES = ("default", "bfloat16", "float32", "float16", "float8_e4m3fn", "float8_e5m2")
+TEXT_ENCODER_DTYPES = ("default", "bfloat16", "float32", "float16", "float8_e4m3fn")
+UPSAMPLER_DTYPES = ("default", "bfloat16", "float32", "float16")
+
+
+def _options(names):
+    # An empty combo cannot be shown; a placeholder keeps the node usable and fails with a clear message.
+    return list(names) or ["(no files found)"]
+
+
+def _is_t5_folder(p) -> bool:
+    return (p / "config.json").is_file() or (p / "text_encoder" / "config.json").is_file()
+
+
+def checkpoint_names():
+    return list(bridge.list_model_files(bridge.CHECKPOINTS))
+
+
+def text_encoder_names():
+    folders = bridge.list_model_dirs(bridge.TEXT_ENCODERS, _is_t5_folder)
+    # shards inside a T5 folder are not models of their own
+    files = [f for f in bridge.list_model_files(bridge.TEXT_ENCODERS) if not any(f.startswith(d) for d in folders)]
+    return files + folders
+
+
+def upsampler_names():
+    return list(bridge.list_model_files(bridge.LATENT_UPSCALE_MODELS))
+
+
+def _dtype(choice: str, kind: str):
+    return bridge.default_dtype(kind) if choice == "default" else choice
+
+
+class CheckpointLoader:
+    DESCRIPTION = ("Loads an official LTX-Video checkpoint (transformer and VAE in one .safetensors file, e.g. "
+                   "ltxv-2b-0.9.6-dev-04-25.safetensors or ltxv-13b-0.9.8-distilled.safetensors) from "
+                   "models/checkpoints. The architecture is read from the file.")
+    CATEGORY = f"{CATEGORY}/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = (MODEL, VAE)
+    RETURN_NAMES = ("model", "vae")
+    OUTPUT_TOOLTIPS = ("The LTX-Video transformer (with its VAE), for the LTX-Video Sampler.",
+                       "The LTX-Video VAE, for VAE Decode/Encode and Latent Upsample.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "ckpt_name": (_options(checkpoint_names()), {
+                "tooltip": f"An official LTX-Video checkpoint in models/checkpoints ({HF_LTXV})."}),
+            "weight_dtype": (list(CHECKPOINT_DTYPES), {
+                "default": "default",
+                "tooltip": "Transformer weight precision. default: bfloat16 on GPUs that support it, float32 on "
+                           "the CPU. float8_*: fp8 storage (half the memory of bf16), computed in bfloat16."}),
+        }}
+
+    def load(self, ckpt_name, weight_dtype):
+        node = "LTX-Video Checkpoint Loader"
+        path = bridge.resolve_model(bridge.CHECKPOINTS, ckpt_name, "checkpoint", f"Download it from {HF_LTXV}.")
+        dtype = _dtype(weight_dtype, "diffusion")
+        vae_dtype = bridge.default_dtype("vae") if weight_dtype == "default" else None
+        _, offload = bridge.devices("diffusion")
+        try:
+            ck = load_checkpoint(path, device=offload, dtype=dtype, vae_dtype=vae_dtype)
+        except (ModelFileError, ValueError) as e:
+            raise node_error(node, e) from None
+        if ck.transformer is None:
+            raise ValueError(f"{node}: {ckpt_name} holds only a VAE, no transformer; pick a full LTX-Video checkpoint")
+        if ck.vae is None:
+            raise ValueError(f"{node}: {ckpt_name} holds no VAE (vae.* tensors); pick a full LTX-Video checkpoint")
+        for note in ck.notes:
+            logger.info("LTX-Video (stack): %s: %s", ckpt_name, note)
+        vae = VAEHandle(ckpt_name, bridge.ManagedModel(ck.vae, "vae", f"{ckpt_name} (VAE)"))
+        model = ModelHandle(ckpt_name, bridge.ManagedModel(ck.transformer, "diffusion", ckpt_name), vae,
+                            (ck.config or {}).get("scheduler"), ck.allowed_inference_steps)
+        return (model, vae)
+
+
+class TextEncoderLoader:
+    DESCRIPTION = ("Loads the T5-XXL text encoder from models/text_encoders: a single file such as "
+                   "t5xxl_fp16.safetensors (ComfyUI's own T5 tokenizer is used), or a Hugging Face / PixArt-style "
+                   "T5 folder with its tokenizer.")
+    CATEGORY = f"{CATEGORY}/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = (TEXT_ENCODER,)
+    RETURN_NAMES = ("text_encoder",)
+    OUTPUT_TOOLTIPS = ("The T5 text encoder, for LTX-Video Text Encode.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "text_encoder_name": (_options(text_encoder_names()), {
+                "tooltip": f"T5 v1.1 XXL in models/text_encoders: t5xxl_fp16.safetensors or an fp8 variant "
+                           f"({HF_T5}), or a T5 folder (shown with a trailing /)."}),
+            "dtype": (list(TEXT_ENCODER_DTYPES), {
+                "default": "default",
+                "tooltip": "Weight precision. default: bfloat16 on GPUs that support it, float32 on the CPU. "
+                           "float8_e4m3fn keeps the block weights in fp8 (computed in bfloat16)."}),
+        }}
+
+    def load(self, text_encoder_name, dtype):
+        node = "LTX-Video Text Encoder Loader"
+        path = bridge.resolve_model(bridge.TEXT_ENCODERS, text_encoder_name, "text encoder",
+                                    f"Download t5xxl_fp16.safetensors ({HF_T5}).")
+        _, offload = bridge.devices("text_encoder")
+        try:
+            te = load_text_encoder(path, device=offload, dtype=_dtype(dtype, "text_encoder"))
+        except (ModelFileError, ValueError) as e:
+            raise node_error(node, e) from None
+        return (TextEncoderHandle(text_encoder_name, te, bridge.ManagedModel(te.model, "text_encoder",
+                                                                             text_encoder_name)),)
+
+
+class UpsamplerLoader:
+    DESCRIPTION = ("Loads an LTX-Video latent upsampler (ltxv-spatial-upscaler-0.9.8.safetensors, ...) from "
+                   "models/latent_upscale_models, for multi-scale recipes and LTX-Video Latent Upsample.")
+    CATEGORY = f"{CATEGORY}/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = (UPSCALER,)
+    RETURN_NAMES = ("upscale_model",)
+    OUTPUT_TOOLTIPS = ("The latent upsampler (spatial x2 or temporal x2, as the file says).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "upscale_model_name": (_options(upsampler_names()), {
+                "tooltip": f"A latent upsampler in models/latent_upscale_models ({HF_LTXV}): spatial for the "
+                           "multi-scale recipes, temporal to double the frame count."}),
+            "dtype": (list(UPSAMPLER_DTYPES), {
+                "default": "default",
+                "tooltip": "Weight precision. default: the VAE's (bfloat16 on GPUs that support it, float32 on "
+                           "the CPU)."}),
+        }}
+
+    def load(self, upscale_model_name, dtype):
+        node = "LTX-Video Latent Upsampler Loader"
+        path = bridge.resolve_model(bridge.LATENT_UPSCALE_MODELS, upscale_model_name, "latent upsampler",
+                                    f"Download it from {HF_LTXV}.")
+        _, offload = bridge.devices("vae")
+        try:
+            up = load_upsampler(path, device=offload, dtype=_dtype(dtype, "vae"))
+        except (ModelFileError, ValueError) as e:
+            raise node_error(node, e) from None
+        return (UpscalerHandle(upscale_model_name, bridge.ManagedModel(up, "vae", upscale_model_name)),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "LTXVStackCheckpointLoader": CheckpointLoader,
+    "LTXVStackTextEncoderLoader": TextEncoderLoader,
+    "LTXVStackUpsamplerLoader": UpsamplerLoader,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LTXVStackCheckpointLoader": "LTX-Video Checkpoint Loader",
+    "LTXVStackTextEncoderLoader": "LTX-Video Text Encoder Loader (T5)",
+    "LTXVStackUpsamplerLoader": "LTX-Video Latent Upsampler Loader",
+}

@@ -1,0 +1,481 @@
+"""The ComfyUI nodes without ComfyUI: the pack is imported as ComfyUI imports it (the repo root as a package, so
+the nodes' relative imports of ltx_core work), the bridge's stand-ins serve model folders from a tmp dir, and every
+node runs on tiny models written in the official file formats.
+
+- registration: ids, display names, categories, tooltips, V1 contract;
+- loaders: files listed from and resolved in the model folders only; missing / wrong files name the problem;
+- text-to-video, image-to-video with keyframes, multi-scale, refine, latent upsample, VAE encode/decode:
+  outputs are standard LATENT / IMAGE with the right shapes, and sampler + decode equal one
+  `ltx_core.pipelines.generate` call;
+- bad inputs give messages that say what to change; interruption stops a run.
+"""
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("ltx_video")  # the tiny-model factories build the official models
+
+import official_files as of  # noqa: E402
+import tiny_t5  # noqa: E402
+import tiny_upsampler  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PACK = "ltxv_pack"
+H, W, F = 64, 96, 9
+FPS = 24.0
+
+CORE_LTXV_IDS = {"EmptyLTXVLatentVideo", "LTXVImgToVideo", "LTXVAddGuide", "LTXVCropGuides", "LTXVConditioning",
+                 "LTXVScheduler", "ModelSamplingLTXV", "LTXVPreprocess", "LTXVLatentUpsampler",
+                 "LatentUpscaleModelLoader", "ModelMergeLTXV", "LTXVImgToVideoInplace"}
+
+
+def import_pack():
+    if PACK in sys.modules:
+        return sys.modules[PACK]
+    spec = importlib.util.spec_from_file_location(PACK, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pack = import_pack()
+nodes = pack.NODE_CLASS_MAPPINGS
+bridge = sys.modules[f"{PACK}.nodes.comfy_bridge"]
+generate = sys.modules[f"{PACK}.ltx_core.pipelines"].generate
+
+
+def run(node_id, **kwargs):
+    cls = nodes[node_id]
+    return getattr(cls(), cls.FUNCTION)(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, t5_tokenizer_dir):
+    root = tmp_path_factory.mktemp("models")
+    for d in ("checkpoints", "text_encoders", "latent_upscale_models"):
+        (root / d).mkdir()
+    te_model = tiny_t5.tiny_t5()
+    tiny_t5.save_single(tiny_t5.encoder_state(te_model, torch.float32), root / "text_encoders" / "t5-tiny.safetensors")
+    tiny_t5.copy_tokenizer(t5_tokenizer_dir, root / "text_encoders" / "tokenizer")
+    of.tiny_checkpoint(root / "checkpoints" / "tiny-ltxv.safetensors",
+                       transformer_overrides={"caption_channels": te_model.config.d_model})
+    for kind, flags in (("spatial", {}), ("temporal", {"spatial_upsample": False, "temporal_upsample": True})):
+        up, cfg = tiny_upsampler.reference_upsampler(**flags)
+        tiny_upsampler.save_official(up, cfg, root / "latent_upscale_models" / f"tiny-{kind}.safetensors")
+    (root / "checkpoints" / "not-a-model.safetensors").write_bytes(b"garbage")
+    bridge.set_models_root(root)
+    model, vae = run("LTXVStackCheckpointLoader", ckpt_name="tiny-ltxv.safetensors", weight_dtype="default")
+    (te,) = run("LTXVStackTextEncoderLoader", text_encoder_name="t5-tiny.safetensors", dtype="default")
+    (spatial,) = run("LTXVStackUpsamplerLoader", upscale_model_name="tiny-spatial.safetensors", dtype="default")
+    (temporal,) = run("LTXVStackUpsamplerLoader", upscale_model_name="tiny-temporal.safetensors", dtype="float32")
+    (cond,) = run("LTXVStackTextEncode", text_encoder=te, prompt="a red fox running through snow",
+                  negative_prompt="blurry", frame_rate=FPS)
+    return dict(root=root, model=model, vae=vae, te=te, spatial=spatial, temporal=temporal, cond=cond)
+
+
+def sample(models, **kw):
+    args = dict(model=models["model"], conditioning=models["cond"], preset="ltxv-2b-0.9.6-distilled", width=W,
+                height=H, num_frames=F, seed=7, steps=0, denoise=1.0, image_cond_noise_scale=0.15)
+    args.update(kw)
+    return run("LTXVStackSampler", **args)[0]
+
+
+def decode(models, latent, **kw):
+    args = dict(vae=models["vae"], samples=latent, decode_timestep=0.05, decode_noise_scale=0.025,
+                tone_map_compression=0.0, seed=7, tiling="off", spatial_tile=64, spatial_overlap=32,
+                temporal_tile=8, temporal_overlap=0)
+    args.update(kw)
+    return run("LTXVStackVAEDecode", **args)[0]
+
+
+def image(frames=1, h=80, w=120, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(frames, h, w, 3, generator=g)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# registration
+
+
+def test_registration_contract():
+    assert len(nodes) == 10 and set(nodes) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
+    for node_id, cls in nodes.items():
+        assert node_id.startswith("LTXVStack") and node_id not in CORE_LTXV_IDS
+        assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_id].startswith("LTX-Video ")
+        assert cls.CATEGORY.startswith("LTX-Video (stack)/")
+        assert callable(getattr(cls, cls.FUNCTION)) and cls.DESCRIPTION
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, entry in spec.get(section, {}).items():
+                assert isinstance(entry, tuple) and len(entry) == 2, (node_id, name)
+                assert entry[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+                if isinstance(entry[0], list) and "default" in entry[1]:
+                    assert entry[1]["default"] in entry[0]
+        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS)
+
+
+def test_bridge_stand_ins_without_comfyui():
+    assert not bridge.IN_COMFYUI
+    assert bridge.devices("diffusion") == (torch.device("cpu"), torch.device("cpu"))
+    assert bridge.default_dtype("vae") == torch.float32
+    presets = nodes["LTXVStackSampler"].INPUT_TYPES()["required"]["preset"][0]
+    assert "ltxv-13b-0.9.8-distilled" in presets and "ltxv-2b-0.9.6-dev" in presets
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# loaders
+
+
+def test_loaders_list_model_folders(models):
+    ck = nodes["LTXVStackCheckpointLoader"].INPUT_TYPES()["required"]["ckpt_name"][0]
+    assert ck == ["not-a-model.safetensors", "tiny-ltxv.safetensors"]
+    assert nodes["LTXVStackTextEncoderLoader"].INPUT_TYPES()["required"]["text_encoder_name"][0] == \
+        ["t5-tiny.safetensors"]
+    assert nodes["LTXVStackUpsamplerLoader"].INPUT_TYPES()["required"]["upscale_model_name"][0] == \
+        ["tiny-spatial.safetensors", "tiny-temporal.safetensors"]
+    assert models["model"].module.config.num_layers == 2
+    assert models["spatial"].module.spatial_scale == 2 and models["temporal"].module.temporal_scale == 2
+
+
+@pytest.mark.parametrize("node_id,arg,name,needle", [
+    ("LTXVStackCheckpointLoader", "ckpt_name", "ltxv-2b-0.9.6-dev-04-25.safetensors", "not found in ComfyUI's checkpoints"),
+    ("LTXVStackCheckpointLoader", "ckpt_name", "../text_encoders/t5-tiny.safetensors", "not paths"),
+    ("LTXVStackCheckpointLoader", "ckpt_name", "not-a-model.safetensors", "not-a-model.safetensors"),
+    ("LTXVStackTextEncoderLoader", "text_encoder_name", "t5xxl_fp16.safetensors", "t5xxl_fp16"),
+    ("LTXVStackUpsamplerLoader", "upscale_model_name", "ltxv-spatial-upscaler-0.9.8.safetensors", "latent_upscale_models"),
+])
+def test_loader_errors_name_the_file(models, node_id, arg, name, needle):
+    other = {"LTXVStackCheckpointLoader": {"weight_dtype": "default"}}.get(node_id, {"dtype": "default"})
+    with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(".", r"\.")):
+        run(node_id, **{arg: name}, **other)
+
+
+def test_checkpoint_given_as_upsampler_is_refused(models):
+    shutil.copy(models["root"] / "checkpoints" / "tiny-ltxv.safetensors",
+                models["root"] / "latent_upscale_models" / "wrong.safetensors")
+    try:
+        with pytest.raises(ValueError, match="not a latent upsampler"):
+            run("LTXVStackUpsamplerLoader", upscale_model_name="wrong.safetensors", dtype="default")
+    finally:
+        (models["root"] / "latent_upscale_models" / "wrong.safetensors").unlink()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# text, sampling, decoding
+
+
+def test_text_encode(models):
+    cond = models["cond"]
+    assert cond.embeds.shape == (1, 256, 64) and cond.mask.shape == (1, 256)
+    assert cond.negative_embeds.shape == (1, 256, 64) and cond.frame_rate == FPS
+    assert 0 < int(cond.mask.sum()) < 256 and cond.keyframes == ()
+
+
+def test_text_to_video_matches_generate(models):
+    latent = sample(models)
+    assert set(latent) == {"samples", "ltxv_stack"}
+    assert latent["samples"].shape == (1, 128, 2, H // 32, W // 32) and latent["samples"].dtype == torch.float32
+    frames = decode(models, latent)
+    assert frames.shape == (F, H, W, 3) and frames.dtype == torch.float32
+    assert 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0
+    # the same run as one ltx_core call (the sampler's recipe, the decoder's settings, the same seed)
+    ltx_core = sys.modules[f"{PACK}.ltx_core"]
+    cfg = ltx_core.presets.load_pipeline_config("ltxv-2b-0.9.6-distilled")
+    c, m = models["cond"], models["model"]
+    ref = generate(m.module, m.vae.module, cfg, c.embeds, c.mask, c.negative_embeds, c.negative_mask, height=H,
+                   width=W, num_frames=F, frame_rate=FPS, seed=7, scheduler_config=m.scheduler_config)
+    torch.testing.assert_close(latent["samples"], ref.latents)
+    torch.testing.assert_close(frames, ref.video[0].permute(1, 2, 3, 0))
+
+
+def test_odd_size_is_cropped_back(models):
+    latent = sample(models, width=70, height=40, num_frames=5, steps=2)
+    assert latent["samples"].shape == (1, 128, 2, 2, 3)
+    assert decode(models, latent).shape == (5, 40, 70, 3)
+
+
+def test_keyframes_first_and_last(models):
+    (cond,) = run("LTXVStackAddImage", conditioning=models["cond"], image=image(1), frame_index=0, strength=1.0,
+                  crf=29, blur=True)
+    (cond,) = run("LTXVStackAddImage", conditioning=cond, image=image(1, seed=1), frame_index=-1, strength=0.8,
+                  crf=0, blur=False)
+    assert len(cond.keyframes) == 2 and models["cond"].keyframes == ()
+    latent = sample(models, conditioning=cond, num_frames=17)
+    assert latent["samples"].shape == (1, 128, 3, 2, 3)
+    assert decode(models, latent).shape == (17, H, W, 3)
+
+
+def test_clip_extension(models):
+    clip = image(10, 64, 96)  # 10 frames: the first 9 (8k+1) are used
+    (cond,) = run("LTXVStackAddImage", conditioning=models["cond"], image=clip, frame_index=0, strength=1.0,
+                  crf=29, blur=True)
+    assert cond.keyframes[0].frames.shape[0] == 9
+    latent = sample(models, conditioning=cond, num_frames=17)
+    assert latent["samples"].shape[2] == 3
+
+
+@pytest.mark.parametrize("frames,frame_index,num_frames,needle", [
+    (1, 17, 17, "beyond the video's last frame"),
+    (9, 16, 17, "runs past the end"),
+    (9, -1, 5, "raise num_frames to at least 9"),
+])
+def test_bad_keyframes_say_what_to_change(models, frames, frame_index, num_frames, needle):
+    (cond,) = run("LTXVStackAddImage", conditioning=models["cond"], image=image(frames, 32, 32),
+                  frame_index=frame_index, strength=1.0, crf=0, blur=False)
+    with pytest.raises(ValueError, match=needle):
+        sample(models, conditioning=cond, num_frames=num_frames)
+
+
+def test_add_image_rejects_wrong_inputs(models):
+    add = dict(conditioning=models["cond"], frame_index=0, strength=1.0, crf=29, blur=True)
+    with pytest.raises(ValueError, match="MASK"):
+        run("LTXVStackAddImage", image=torch.rand(1, 32, 32), **add)
+    with pytest.raises(ValueError, match="IMAGE"):
+        run("LTXVStackAddImage", image=torch.rand(1, 3, 32, 32), **add)
+    with pytest.raises(ValueError, match="multiple of 8; use frame_index 8 or 16"):
+        run("LTXVStackAddImage", image=image(9, 32, 32), **{**add, "frame_index": 12})
+
+
+def test_multiscale_recipe(models):
+    with pytest.raises(ValueError, match="multi-scale recipe: connect an LTX-Video Latent Upsampler"):
+        sample(models, preset="ltxv-2b-0.9.8-distilled")
+    with pytest.raises(ValueError, match="temporal"):
+        sample(models, preset="ltxv-2b-0.9.8-distilled", upscale_model=models["temporal"])
+    latent = sample(models, preset="ltxv-2b-0.9.8-distilled", upscale_model=models["spatial"])
+    assert latent["samples"].shape == (1, 128, 2, 2, 2)  # second pass at 2 x (2/3 of 64x96, floored to 32)
+    assert decode(models, latent).shape == (F, H, W, 3)  # resized and cropped back to the requested size
+
+
+def test_custom_settings_and_refine(models):
+    (settings,) = run("LTXVStackCustomSettings", steps=3, schedule="linear-quadratic", timesteps="", cfg=2.0,
+                      stg=1.0, rescale=0.7, stg_blocks="1", stg_mode="attention_values", cfg_star=True,
+                      stochastic=False)
+    latent = sample(models, settings=settings)
+    (refined,) = run("LTXVStackSampler", model=models["model"], conditioning=models["cond"],
+                     preset="ltxv-2b-0.9.6-distilled", width=32, height=32, num_frames=1, seed=1, steps=0,
+                     denoise=0.5, image_cond_noise_scale=0.15, latent=latent)
+    assert refined["samples"].shape == latent["samples"].shape
+    assert not torch.equal(refined["samples"], latent["samples"])
+    assert decode(models, refined).shape == (F, H, W, 3)
+    with pytest.raises(ValueError, match="lower denoise"):
+        sample(models, latent=latent)
+    with pytest.raises(ValueError, match="connect one to latent"):
+        sample(models, denoise=0.5)
+    with pytest.raises(ValueError, match="block"):
+        sample(models, settings=run("LTXVStackCustomSettings", steps=2, schedule="uniform", timesteps="",
+                                    cfg=1.0, stg=1.0, rescale=1.0, stg_blocks="5", stg_mode="attention_values",
+                                    cfg_star=False, stochastic=False)[0])
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(timesteps="1.0, 0.5, 0.7"), "decreasing"),
+    (dict(timesteps="1.0, x"), "numbers separated by commas"),
+    (dict(stg_blocks=""), "stg_blocks is empty"),
+])
+def test_custom_settings_errors(kw, needle):
+    args = dict(steps=3, schedule="uniform", timesteps="", cfg=3.0, stg=1.0, rescale=0.7, stg_blocks="1",
+                stg_mode="attention_values", cfg_star=False, stochastic=False)
+    with pytest.raises(ValueError, match=needle):
+        run("LTXVStackCustomSettings", **{**args, **kw})
+
+
+def test_latent_upsample_and_vae_encode(models):
+    (latent,) = run("LTXVStackVAEEncode", vae=models["vae"], images=image(9, 64, 96))
+    assert latent["samples"].shape == (1, 128, 2, 2, 3)
+    (up,) = run("LTXVStackLatentUpsample", samples=latent, upscale_model=models["spatial"], vae=models["vae"],
+                adain_factor=1.0, tone_map_compression=0.0)
+    assert up["samples"].shape == (1, 128, 2, 4, 6)
+    z, u = latent["samples"], up["samples"]
+    torch.testing.assert_close(u.mean(dim=(2, 3, 4)), z.mean(dim=(2, 3, 4)), atol=1e-4, rtol=0)  # AdaIN
+    torch.testing.assert_close(u.std(dim=(2, 3, 4)), z.std(dim=(2, 3, 4)), atol=1e-4, rtol=1e-4)
+    (mapped,) = run("LTXVStackLatentUpsample", samples=latent, upscale_model=models["spatial"], vae=models["vae"],
+                    adain_factor=1.0, tone_map_compression=0.6)
+    tone_map = sys.modules[f"{PACK}.ltx_core.pipelines.base"].tone_map
+    torch.testing.assert_close(mapped["samples"], tone_map(u, 0.6))
+    (up_t,) = run("LTXVStackLatentUpsample", samples=latent, upscale_model=models["temporal"], vae=models["vae"],
+                  adain_factor=0.0, tone_map_compression=0.0)
+    assert up_t["samples"].shape == (1, 128, 3, 2, 3)
+    assert decode(models, up_t).shape == (17, 64, 96, 3)
+    with pytest.raises(ValueError, match="10 frames is not 8k\\+1: use 9 or 17 frames"):
+        run("LTXVStackVAEEncode", vae=models["vae"], images=image(10, 64, 96))
+    with pytest.raises(ValueError, match="width 100 is not a multiple of 32: resize or crop to 96 or 128"):
+        run("LTXVStackVAEEncode", vae=models["vae"], images=image(1, 64, 100))
+    with pytest.raises(ValueError, match="LATENT"):
+        run("LTXVStackLatentUpsample", samples=torch.zeros(1), upscale_model=models["spatial"], vae=models["vae"],
+            adain_factor=1.0, tone_map_compression=0.0)
+
+
+def test_tiled_decode(models):
+    (latent,) = run("LTXVStackVAEEncode", vae=models["vae"], images=image(17, 64, 96))
+    full = decode(models, latent, tiling="off")
+    tiled = decode(models, latent, tiling="on")
+    assert tiled.shape == full.shape == (17, 64, 96, 3) and not torch.equal(tiled, full)
+    # the tiles asked for reach ltx_core's tiled decode (which blends them; tested there)
+    vae_nodes = sys.modules[f"{PACK}.nodes.vae"]
+    noise = sys.modules[f"{PACK}.ltx_core.sampling.noise"]
+    tiles = vae_nodes.TilingConfig(64, 32, 8, 0)
+    ref = vae_nodes.decode_latents(models["vae"].module, latent["samples"], 0.05, 0.025, 0.0,
+                                   noise.derived_generator(7, noise.DECODE), tiles)
+    torch.testing.assert_close(tiled, (ref * 0.5 + 0.5).clamp(0, 1)[0].permute(1, 2, 3, 0))
+    with pytest.raises(ValueError, match="spatial_overlap"):
+        decode(models, latent, tiling="on", spatial_overlap=64)
+
+
+def test_interrupt_stops_the_sampler(models):
+    seen = []
+
+    def listener(step, total, latents):
+        seen.append((step, total))
+        bridge.request_interrupt()
+
+    bridge.PROGRESS_LISTENERS.append(listener)
+    try:
+        with pytest.raises(bridge.Interrupted):
+            sample(models, steps=5)
+    finally:
+        bridge.PROGRESS_LISTENERS.remove(listener)
+    assert seen == [(1, 5)]
+    assert not bridge.interrupt_requested()  # cleared, the next run goes ahead
+    assert sample(models, steps=1)["samples"].shape == (1, 128, 2, 2, 3)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the bridge inside ComfyUI: the calls it makes, against stand-ins with ComfyUI's documented API (the real server run
+# is an integration test of its own)
+
+
+def _fake_comfyui(monkeypatch, tmp_path):
+    import types
+
+    calls = {"load": [], "progress": [], "unloaded": 0}
+    cpu = torch.device("cpu")
+
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(tmp_path)
+    fp.supported_pt_extensions = {".safetensors", ".ckpt"}
+    fp.folder_names_and_paths = {"checkpoints": ([str(tmp_path / "checkpoints")], fp.supported_pt_extensions)}
+    fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
+    fp.get_filename_list = lambda name: ["a.safetensors", "old.ckpt", "sub/b.safetensors"]
+
+    mm = types.ModuleType("comfy.model_management")
+
+    class InterruptProcessingException(Exception):
+        pass
+
+    state = {"interrupted": False}
+    mm.InterruptProcessingException = InterruptProcessingException
+    mm.OOM_EXCEPTION = torch.OutOfMemoryError
+    for name in ("get_torch_device", "unet_offload_device", "vae_device", "vae_offload_device", "text_encoder_device",
+                 "text_encoder_offload_device", "intermediate_device"):
+        setattr(mm, name, lambda: cpu)
+    mm.should_use_bf16 = lambda device=None: True
+    mm.vae_dtype = lambda device=None, allowed_dtypes=(): torch.bfloat16
+    mm.get_free_memory = lambda dev=None: 1 << 30
+    mm.soft_empty_cache = lambda force=False: None
+    mm.current_loaded_models = []
+
+    class Loaded:
+        def __init__(self, patcher):
+            self.model = patcher
+
+        def model_unload(self, memory_to_free=None, unpatch_weights=True):
+            calls["unloaded"] += 1
+            return True
+
+    def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
+                        force_full_load=False):
+        calls["load"].append((list(models), memory_required, force_full_load))
+        for p in models:
+            p.model.to(p.load_device)
+            p.model.device = p.load_device  # what ModelPatcher.load does
+            mm.current_loaded_models.insert(0, Loaded(p))
+
+    mm.load_models_gpu = load_models_gpu
+    mm.processing_interrupted = lambda: state["interrupted"]
+
+    def throw():
+        if state["interrupted"]:
+            state["interrupted"] = False
+            raise InterruptProcessingException()
+
+    mm.throw_exception_if_processing_interrupted = throw
+
+    mp = types.ModuleType("comfy.model_patcher")
+
+    class ModelPatcher:
+        def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
+            self.model, self.load_device, self.offload_device = model, load_device, offload_device
+            for attr, default in (("model_loaded_weight_memory", 0), ("lowvram_patch_counter", 0),
+                                  ("model_lowvram", False), ("current_weight_patches_uuid", None)):
+                if not hasattr(model, attr):
+                    setattr(model, attr, default)
+
+    mp.ModelPatcher = ModelPatcher
+    cu = types.ModuleType("comfy.utils")
+
+    class ProgressBar:
+        def __init__(self, total, node_id=None):
+            self.total = total
+
+        def update_absolute(self, value, total=None, preview=None):
+            calls["progress"].append((value, total, preview))
+
+    cu.ProgressBar = ProgressBar
+    lf = types.ModuleType("comfy.latent_formats")
+    lf.LTXV = type("LTXV", (), {})
+    lp = types.ModuleType("latent_preview")
+
+    class Previewer:
+        def decode_latent_to_preview_image(self, fmt, x0):
+            assert x0.dim() == 4 and x0.shape[:2] == (1, 128)
+            return (fmt, "image", 512)
+
+    lp.get_previewer = lambda device, fmt: Previewer()
+    comfy = types.ModuleType("comfy")
+    comfy.__path__ = []
+    comfy.model_management, comfy.model_patcher, comfy.utils, comfy.latent_formats = mm, mp, cu, lf
+    for name, mod in (("folder_paths", fp), ("comfy", comfy), ("comfy.model_management", mm),
+                      ("comfy.model_patcher", mp), ("comfy.utils", cu), ("comfy.latent_formats", lf),
+                      ("latent_preview", lp)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.delenv("LTXV_STACK_STANDALONE", raising=False)
+    spec = importlib.util.spec_from_file_location("bridge_in_comfyui", REPO / "nodes" / "comfy_bridge.py")
+    b = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(b)
+    return b, fp, mm, state, calls
+
+
+def test_bridge_inside_comfyui(monkeypatch, tmp_path):
+    b, fp, mm, state, calls = _fake_comfyui(monkeypatch, tmp_path)
+    assert b.IN_COMFYUI
+    b.register_model_folders()
+    paths, exts = fp.folder_names_and_paths["latent_upscale_models"]
+    assert paths == [str(tmp_path / "latent_upscale_models")] and ".safetensors" in exts
+    assert b.list_model_files("checkpoints") == ["a.safetensors", "sub/b.safetensors"]  # no pickled files
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "a.safetensors").write_bytes(b"")
+    assert b.resolve_model("checkpoints", "a.safetensors", "checkpoint") == tmp_path / "checkpoints" / "a.safetensors"
+    assert b.default_dtype("diffusion") == torch.float32  # the CPU, whatever bf16 support says
+
+    module = torch.nn.Linear(2, 2)
+    managed = b.ManagedModel(module, "diffusion", "m")
+    assert managed.patcher.model.inner is module  # ModelPatcher's bookkeeping lands on a holder, not our model
+    assert b.load_models([managed], 123) == torch.device("cpu")
+    (patchers, memory, full), = calls["load"]
+    assert patchers == [managed.patcher] and memory == 123 and full
+    b.unload_model(managed)
+    assert calls["unloaded"] == 1 and mm.current_loaded_models == []
+
+    progress = b.Progress(4)
+    progress(1, 4, torch.zeros(1, 128, 3, 2, 2))
+    assert calls["progress"] == [(1, 4, ("JPEG", "image", 512))]
+    assert not b.interrupt_requested()
+    state["interrupted"] = True
+    assert b.interrupt_requested()
+    with pytest.raises(mm.InterruptProcessingException):
+        b.raise_interrupted()

@@ -1,0 +1,329 @@
+"""The shareable workflows: `workflows/<name>.json` (UI format, drag-and-drop) and `workflows/api/<name>.json`
+(API format, queue-able with POST /prompt).
+
+For every workflow:
+- node types exist (ours from NODE_CLASS_MAPPINGS, core ones from the signatures written down below from
+  ComfyUI 0.3.64); node inputs/outputs and links match INPUT_TYPES / RETURN_TYPES;
+- widget values follow INPUT_TYPES order and are valid (ranges, combo options; model files by their official
+  release names; the recipe named by the sampler fits the checkpoint, upsampler, decode tone mapping and fps);
+- the UI and API versions describe the same graph;
+- the API graph runs through the pack's nodes on tiny models (core nodes faked), from loaders to the IMAGE that
+  Create Video receives.
+"""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+UI_DIR = REPO / "workflows"
+API_DIR = UI_DIR / "api"
+PACK = "ltxv_pack"
+
+# Core node signatures (ComfyUI 0.3.64: nodes.py LoadImage; comfy_extras/nodes_video.py LoadVideo,
+# GetVideoComponents, CreateVideo, SaveVideo), as INPUT_TYPES-style dicts; "upload" marks the extra upload widget
+# value that follows the file name in UI widgets_values.
+CORE_NODES = {
+    "LoadImage": ({"required": {"image": ("FILE:image", {"upload": True})}}, ("IMAGE", "MASK"), False),
+    "LoadVideo": ({"required": {"file": ("FILE:video", {"upload": True})}}, ("VIDEO",), False),
+    "GetVideoComponents": ({"required": {"video": ("VIDEO", {})}}, ("IMAGE", "AUDIO", "FLOAT"), False),
+    "CreateVideo": ({"required": {"images": ("IMAGE", {}),
+                                  "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 120.0, "step": 1.0})},
+                     "optional": {"audio": ("AUDIO", {})}}, ("VIDEO",), False),
+    "SaveVideo": ({"required": {"video": ("VIDEO", {}), "filename_prefix": ("STRING", {"default": "video/ComfyUI"}),
+                                "format": (["auto", "mp4"], {}), "codec": (["auto", "h264"], {})}}, (), True),
+}
+FILE_EXTENSIONS = {"FILE:image": (".png", ".jpg", ".jpeg", ".webp"), "FILE:video": (".mp4", ".webm", ".mov", ".mkv")}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+EXPECTED = {"ltxv-2b-0.9.6-dev-text-to-video", "ltxv-2b-0.9.6-dev-image-to-video",
+            "ltxv-2b-0.9.6-distilled-first-last-frame", "ltxv-2b-0.9.6-dev-extend-video",
+            "ltxv-13b-0.9.8-distilled-multiscale"}
+
+
+def import_pack():
+    if PACK in sys.modules:
+        return sys.modules[PACK]
+    spec = importlib.util.spec_from_file_location(PACK, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pack = import_pack()
+loaders = sys.modules[f"{PACK}.nodes.loaders"]
+OFFICIAL = sys.modules[f"{PACK}.ltx_core.presets.official"].OFFICIAL_CONFIGS
+MODEL_FILES = {"ckpt_name": loaders.OFFICIAL_CHECKPOINTS, "text_encoder_name": loaders.OFFICIAL_TEXT_ENCODERS,
+               "upscale_model_name": loaders.OFFICIAL_UPSAMPLERS}
+NAMES = sorted(p.stem for p in UI_DIR.glob("*.json"))
+
+
+def signature(node_type):
+    if node_type in pack.NODE_CLASS_MAPPINGS:
+        cls = pack.NODE_CLASS_MAPPINGS[node_type]
+        return cls.INPUT_TYPES(), tuple(cls.RETURN_TYPES), bool(getattr(cls, "OUTPUT_NODE", False))
+    if node_type in CORE_NODES:
+        return CORE_NODES[node_type]
+    raise AssertionError(f"unknown node type {node_type!r}")
+
+
+def all_inputs(spec):
+    return {**spec.get("required", {}), **spec.get("optional", {})}
+
+
+def is_widget(entry):
+    return isinstance(entry[0], list) or entry[0] in WIDGET_TYPES or str(entry[0]).startswith("FILE:")
+
+
+def widget_layout(spec):
+    """[(input name or None for an extra value, kind)] in widgets_values order."""
+    out = []
+    for section in ("required", "optional"):
+        for name, entry in spec.get(section, {}).items():
+            if is_widget(entry):
+                out.append((name, entry))
+                if entry[1].get("control_after_generate"):
+                    out.append((None, "control"))
+                if entry[1].get("upload"):
+                    out.append((None, "upload"))
+    return out
+
+
+def check_value(where, name, entry, value):
+    kind, opts = entry
+    if name in MODEL_FILES:
+        assert value in MODEL_FILES[name], f"{where}: {value!r} is not an official {name} file name"
+    elif isinstance(kind, list):
+        assert value in kind, f"{where}: {value!r} not in {kind}"
+    elif str(kind).startswith("FILE:"):
+        assert isinstance(value, str) and value.lower().endswith(FILE_EXTENSIONS[kind]), f"{where}: {value!r}"
+    elif kind == "INT":
+        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: {value!r} is not an INT"
+    elif kind == "FLOAT":
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}: {value!r} is not a FLOAT"
+    elif kind == "STRING":
+        assert isinstance(value, str), f"{where}: {value!r} is not a STRING"
+    elif kind == "BOOLEAN":
+        assert isinstance(value, bool), f"{where}: {value!r} is not a BOOLEAN"
+    if kind in ("INT", "FLOAT"):
+        assert opts.get("min", -float("inf")) <= value <= opts.get("max", float("inf")), f"{where}: {value} out of range"
+
+
+def load(name):
+    ui = json.loads((UI_DIR / f"{name}.json").read_text())
+    api = json.loads((API_DIR / f"{name}.json").read_text())
+    return ui, api
+
+
+def test_every_workflow_is_there():
+    assert set(NAMES) == EXPECTED
+    assert sorted(p.stem for p in API_DIR.glob("*.json")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_workflow_is_valid(name):
+    ui, _ = load(name)
+    assert ui["version"] == 0.4 and isinstance(ui["id"], str)
+    for key in ("nodes", "links", "groups", "config", "extra", "last_node_id", "last_link_id"):
+        assert key in ui
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    assert len(nodes) == len(ui["nodes"]) and ui["last_node_id"] >= max(nodes)
+    links = {link[0]: link for link in ui["links"]}
+    assert len(links) == len(ui["links"]) and ui["last_link_id"] >= max(links)
+
+    for n in ui["nodes"]:
+        where = f"{name}: node {n['id']} {n['type']}"
+        spec, returns, _ = signature(n["type"])
+        inputs = all_inputs(spec)
+        assert n["mode"] == 0 and n["properties"]["Node name for S&R"] == n["type"]
+        # sockets
+        listed = [i["name"] for i in n["inputs"]]
+        assert len(set(listed)) == len(listed), where
+        for i in n["inputs"]:
+            assert i["name"] in inputs, f"{where}: unknown input {i['name']}"
+            entry = inputs[i["name"]]
+            if is_widget(entry):
+                assert i.get("widget") == {"name": i["name"]} and i["link"] is not None, f"{where}: {i['name']}"
+            assert i["type"] == (entry[0] if not isinstance(entry[0], list) else "COMBO"), f"{where}: {i['name']}"
+        for section in ("required", "optional"):
+            for iname, entry in spec.get(section, {}).items():
+                if not is_widget(entry):
+                    assert iname in listed, f"{where}: socket {iname} missing from inputs"
+                    if section == "required":
+                        assert next(i for i in n["inputs"] if i["name"] == iname)["link"] is not None, \
+                            f"{where}: required input {iname} is not connected"
+        assert [o["type"] for o in n["outputs"]] == list(returns), where
+        # widgets
+        layout = widget_layout(spec)
+        values = n["widgets_values"]
+        assert len(values) == len(layout), f"{where}: {len(values)} widget values for {len(layout)} widgets"
+        for (wname, entry), value in zip(layout, values, strict=True):
+            if wname is None:
+                assert value in (CONTROL_VALUES if entry == "control" else {"image"}), f"{where}: {value!r}"
+            else:
+                check_value(f"{where}.{wname}", wname, entry, value)
+
+    for link_id, src, src_slot, dst, dst_slot, kind in ui["links"]:
+        where = f"{name}: link {link_id}"
+        _, returns, _ = signature(nodes[src]["type"])
+        assert returns[src_slot] == kind, where
+        assert link_id in nodes[src]["outputs"][src_slot]["links"], where
+        target = nodes[dst]["inputs"][dst_slot]
+        assert target["link"] == link_id and target["type"] == kind, where
+    for n in ui["nodes"]:
+        for slot, o in enumerate(n["outputs"]):
+            for link_id in o["links"]:
+                assert links[link_id][1:3] == [n["id"], slot]
+        for slot, i in enumerate(n["inputs"]):
+            if i["link"] is not None:
+                assert links[i["link"]][3:5] == [n["id"], slot]
+
+    # every node feeds an output node
+    outputs = {nid for nid, n in nodes.items() if signature(n["type"])[2]}
+    assert outputs, f"{name}: no output node"
+    feeding, frontier = set(outputs), list(outputs)
+    while frontier:
+        nid = frontier.pop()
+        for i in nodes[nid]["inputs"]:
+            if i["link"] is not None and links[i["link"]][1] not in feeding:
+                feeding.add(links[i["link"]][1])
+                frontier.append(links[i["link"]][1])
+    assert feeding == set(nodes), f"{name}: nodes {set(nodes) - feeding} lead nowhere"
+
+
+def _widgets_by_name(node):
+    spec, _, _ = signature(node["type"])
+    return {w: v for (w, _), v in zip(widget_layout(spec), node["widgets_values"], strict=True) if w is not None}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_matches_ui(name):
+    ui, api = load(name)
+    assert set(api) == {str(n["id"]) for n in ui["nodes"]}
+    links = {link[0]: link for link in ui["links"]}
+    for n in ui["nodes"]:
+        entry = api[str(n["id"])]
+        assert entry["class_type"] == n["type"]
+        expected = _widgets_by_name(n)
+        for i in n["inputs"]:
+            if i["link"] is not None:
+                src, slot = links[i["link"]][1:3]
+                expected[i["name"]] = [str(src), slot]
+        assert entry["inputs"] == expected, f"{name}: node {n['id']} {n['type']}"
+        spec, _, _ = signature(n["type"])
+        assert set(spec.get("required", {})) <= set(entry["inputs"]), f"{name}: node {n['id']} lacks inputs"
+
+
+def _find(api, class_type):
+    return [(k, v) for k, v in api.items() if v["class_type"] == class_type]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_fits_the_models(name):
+    _, api = load(name)
+    for _, sampler in _find(api, "LTXVStackSampler"):
+        inputs = sampler["inputs"]
+        preset = OFFICIAL[inputs["preset"]]
+        ckpt = api[inputs["model"][0]]
+        assert ckpt["class_type"] == "LTXVStackCheckpointLoader"
+        assert ckpt["inputs"]["ckpt_name"] == preset["checkpoint_path"], f"{name}: preset and checkpoint differ"
+        if preset["pipeline_type"] == "multi-scale":
+            up = api[inputs["upscale_model"][0]]
+            assert up["inputs"]["upscale_model_name"] == preset["spatial_upscaler_model_path"]
+        last = preset.get("second_pass", {}) if preset["pipeline_type"] == "multi-scale" else preset
+        for _, dec in _find(api, "LTXVStackVAEDecode"):
+            assert dec["inputs"]["tone_map_compression"] == last.get("tone_map_compression_ratio", 0.0)
+            assert dec["inputs"]["decode_timestep"] == preset["decode_timestep"]
+            assert dec["inputs"]["decode_noise_scale"] == preset["decode_noise_scale"]
+    (_, te), = _find(api, "LTXVStackTextEncode")
+    (_, video), = _find(api, "CreateVideo")
+    assert te["inputs"]["frame_rate"] == video["inputs"]["fps"], f"{name}: generation and video frame rates differ"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# running the API graphs on tiny models
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory, t5_tokenizer_dir):
+    pytest.importorskip("ltx_video")
+    import official_files as of
+    import tiny_t5
+    import tiny_upsampler
+
+    root = tmp_path_factory.mktemp("wf_models")
+    for d in ("checkpoints", "text_encoders", "latent_upscale_models"):
+        (root / d).mkdir()
+    te = tiny_t5.tiny_t5()
+    tiny_t5.save_single(tiny_t5.encoder_state(te, torch.float32), root / "text_encoders" / "t5.safetensors")
+    tiny_t5.copy_tokenizer(t5_tokenizer_dir, root / "text_encoders" / "tokenizer")
+    # 20 blocks, so the 2B recipes' STG block 19 exists
+    of.tiny_checkpoint(root / "checkpoints" / "ltxv.safetensors",
+                       transformer_overrides={"caption_channels": te.config.d_model, "num_layers": 20})
+    up, cfg = tiny_upsampler.reference_upsampler()
+    tiny_upsampler.save_official(up, cfg, root / "latent_upscale_models" / "up.safetensors")
+    bridge = sys.modules[f"{PACK}.nodes.comfy_bridge"]
+    bridge.set_models_root(root)
+    return {"ckpt_name": "ltxv.safetensors", "text_encoder_name": "t5.safetensors",
+            "upscale_model_name": "up.safetensors", "width": 96, "height": 64, "num_frames": 17, "steps": 2}
+
+
+class _FakeCore:
+    """Core nodes, faked just enough to feed and check ours."""
+
+    def __init__(self):
+        self.saved = []
+
+    def LoadImage(self, image):
+        return torch.rand(1, 72, 100, 3), torch.zeros(1, 72, 100)
+
+    def LoadVideo(self, file):
+        return ({"frames": torch.rand(10, 64, 96, 3), "fps": 24.0},)
+
+    def GetVideoComponents(self, video):
+        return video["frames"], None, video["fps"]
+
+    def CreateVideo(self, images, fps, audio=None):
+        assert images.dim() == 4 and images.shape[-1] == 3 and 0 <= float(images.min()) <= float(images.max()) <= 1
+        return ({"images": images, "fps": fps},)
+
+    def SaveVideo(self, video, filename_prefix, format, codec):
+        self.saved.append(video)
+        return ()
+
+
+def execute(api, overrides):
+    core, results = _FakeCore(), {}
+
+    def value(node_id):
+        if node_id in results:
+            return results[node_id]
+        entry = api[node_id]
+        kwargs = {}
+        for k, v in entry["inputs"].items():
+            if isinstance(v, list):
+                kwargs[k] = value(v[0])[v[1]]
+            else:
+                kwargs[k] = overrides.get(k, v)
+        cls = pack.NODE_CLASS_MAPPINGS.get(entry["class_type"])
+        out = getattr(cls(), cls.FUNCTION)(**kwargs) if cls else getattr(core, entry["class_type"])(**kwargs)
+        results[node_id] = out
+        return out
+
+    for node_id, entry in api.items():
+        if signature(entry["class_type"])[2]:
+            value(node_id)
+    return core.saved
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_workflow_runs_on_tiny_models(name, tiny_models):
+    _, api = load(name)
+    saved = execute(api, tiny_models)
+    assert len(saved) == 1
+    frames = saved[0]["images"]
+    assert frames.shape == (17, 64, 96, 3)
