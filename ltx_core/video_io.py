@@ -12,7 +12,8 @@ __all__ = ["read_video_frames", "to_uint8_frames", "write_mp4"]
 
 
 def to_uint8_frames(video) -> np.ndarray:
-    """(F,H,W,3) uint8, or float (F,H,W,3) / (3,F,H,W) / (B,3,F,H,W) (first video) in [0,1] -> (F,H,W,3) uint8."""
+    """(F,H,W,3|4) uint8, or float (F,H,W,3|4) / (3,F,H,W) / (B,3,F,H,W) (first video) in [0,1] -> (F,H,W,3)
+    uint8; an alpha channel is dropped."""
     if isinstance(video, np.ndarray):
         video = torch.from_numpy(np.array(video))
     if not isinstance(video, torch.Tensor):
@@ -24,8 +25,9 @@ def to_uint8_frames(video) -> np.ndarray:
         x = x.permute(1, 2, 3, 0)
     if x.ndim == 3:
         x = x[None]
-    if x.ndim != 4 or x.shape[-1] != 3:
+    if x.ndim != 4 or x.shape[-1] not in (3, 4):
         raise ValueError(f"expected a video (F,H,W,3), (3,F,H,W) or (B,3,F,H,W), got shape {tuple(video.shape)}")
+    x = x[..., :3]
     if x.dtype != torch.uint8:
         x = (x.float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
     return np.ascontiguousarray(x.numpy())

@@ -24,7 +24,6 @@ import tiny_t5  # noqa: E402
 import tiny_upsampler  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PACK = "ltxv_pack"
 H, W, F = 64, 96, 9
 FPS = 24.0
 
@@ -33,15 +32,7 @@ CORE_LTXV_IDS = {"EmptyLTXVLatentVideo", "LTXVImgToVideo", "LTXVAddGuide", "LTXV
                  "LatentUpscaleModelLoader", "ModelMergeLTXV", "LTXVImgToVideoInplace"}
 
 
-def import_pack():
-    if PACK in sys.modules:
-        return sys.modules[PACK]
-    spec = importlib.util.spec_from_file_location(PACK, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = module
-    spec.loader.exec_module(module)
-    return module
-
+from node_pack import PACK, import_pack  # noqa: E402
 
 pack = import_pack()
 nodes = pack.NODE_CLASS_MAPPINGS

@@ -10,7 +10,6 @@ For every workflow:
 - the API graph runs through the pack's nodes on tiny models (core nodes faked), from loaders to the IMAGE that
   Create Video receives.
 """
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,6 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 UI_DIR = REPO / "workflows"
 API_DIR = UI_DIR / "api"
-PACK = "ltxv_pack"
 
 # Core node signatures (ComfyUI 0.3.64: nodes.py LoadImage; comfy_extras/nodes_video.py LoadVideo,
 # GetVideoComponents, CreateVideo, SaveVideo), as INPUT_TYPES-style dicts; "upload" marks the extra upload widget
@@ -44,15 +42,7 @@ EXPECTED = {"ltxv-2b-0.9.6-dev-text-to-video", "ltxv-2b-0.9.6-dev-image-to-video
             "ltxv-13b-0.9.8-distilled-multiscale"}
 
 
-def import_pack():
-    if PACK in sys.modules:
-        return sys.modules[PACK]
-    spec = importlib.util.spec_from_file_location(PACK, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = module
-    spec.loader.exec_module(module)
-    return module
-
+from node_pack import PACK, import_pack  # noqa: E402
 
 pack = import_pack()
 loaders = sys.modules[f"{PACK}.nodes.loaders"]

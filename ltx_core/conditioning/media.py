@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from ..video_io import to_uint8_frames
+
 __all__ = [
     "MediaError",
     "VIDEO_EXTENSIONS",
@@ -174,35 +176,14 @@ def prepare_image(image: Image.Image, height: int, width: int, *, just_crop: boo
     return x[None, :, None]
 
 
-def _to_uint8_frames(frames) -> np.ndarray:
-    """(f,H,W,3) or (1,3,f,H,W) / (3,f,H,W), uint8 or float in [0,1] -> (f,H,W,3) uint8."""
-    if isinstance(frames, np.ndarray):
-        frames = torch.from_numpy(np.array(frames))
-    if not isinstance(frames, torch.Tensor):
-        raise TypeError(f"frames must be a tensor or an array, got {type(frames).__name__}")
-    x = frames.detach().cpu()
-    if x.ndim == 5:
-        if x.shape[0] != 1:
-            raise ValueError(f"expected one video (batch 1), got shape {tuple(x.shape)}")
-        x = x[0]
-    if x.ndim == 4 and x.shape[0] == 3 and x.shape[-1] != 3:  # (3,f,H,W)
-        x = x.permute(1, 2, 3, 0)
-    if x.ndim == 3:  # a single (H,W,3) frame
-        x = x[None]
-    if x.ndim != 4 or x.shape[-1] not in (3, 4):
-        raise ValueError(f"expected frames (f,H,W,3) or (1,3,f,H,W), got shape {tuple(frames.shape)}")
-    x = x[..., :3]
-    if x.dtype != torch.uint8:
-        x = (x.float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-    return x.contiguous().numpy()
-
-
 def prepare_frames(frames, height: int, width: int, *, just_crop: bool = False, blur: bool = True,
                    crf: int = DEFAULT_CRF) -> torch.Tensor:
     """Frames already in memory (ComfyUI IMAGE (f,H,W,3) in [0,1], or uint8, or (1,3,f,H,W) in [0,1]) prepared
     frame by frame like files are -> (1,3,f,h,w) in [-1,1]. Float frames are rounded to 8 bits first (ComfyUI's
     images come from 8-bit files, so this recovers their pixels exactly)."""
-    arr = _to_uint8_frames(frames)
+    if getattr(frames, "ndim", 0) == 5 and frames.shape[0] != 1:
+        raise ValueError(f"expected one video (batch 1), got shape {tuple(frames.shape)}")
+    arr = to_uint8_frames(frames)
     out = [prepare_image(Image.fromarray(f), height, width, just_crop=just_crop, blur_image=blur, crf=crf)
            for f in arr]
     return torch.cat(out, dim=2)

@@ -11,7 +11,7 @@ from . import detect, diffusers_format
 from .errors import ModelFileError
 from .file_kind import describe_foreign, foreign_kind
 from .precision import FP8, FP8_COMPUTE, dtype_chooser, fp8_eligible_keys, parse_dtype
-from .safetensors_file import SafetensorsFile
+from .safetensors_file import SafetensorsFile, tensor_sources
 from .strict_load import load_strict
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
@@ -103,13 +103,18 @@ def _section(path, configs: dict, name: str) -> dict:
     return section
 
 
-def _build_transformer(path, configs, source, device, dtype) -> Transformer3D:
+def _meta_model(path, configs, section: str, what: str, config_cls, model_cls):
+    """The model a config section describes, on the meta device (no memory) until its weights are assigned."""
     try:
-        cfg = TransformerConfig.from_dict(_section(path, configs, "transformer"))
+        cfg = config_cls.from_dict(_section(path, configs, section))
     except ValueError as e:
-        raise ModelFileError(path, f"transformer config: {e}") from None
+        raise ModelFileError(path, f"{what} config: {e}") from None
     with torch.device("meta"):
-        model = Transformer3D(cfg)
+        return model_cls(cfg)
+
+
+def _build_transformer(path, configs, source, device, dtype) -> Transformer3D:
+    model = _meta_model(path, configs, "transformer", "transformer", TransformerConfig, Transformer3D)
     choose = dtype_chooser(dtype, fp8_eligible_keys(model, "transformer_blocks."))
     return load_strict(model, source, path, "transformer", choose, device)
 
@@ -129,12 +134,7 @@ def _official_vae_source(source: dict) -> dict:
 
 
 def _build_vae(path, configs, source, device, dtype) -> VideoVAE:
-    try:
-        cfg = VideoVAEConfig.from_dict(_section(path, configs, "vae"))
-    except ValueError as e:
-        raise ModelFileError(path, f"VAE config: {e}") from None
-    with torch.device("meta"):
-        model = VideoVAE(cfg)
+    model = _meta_model(path, configs, "vae", "VAE", VideoVAEConfig, VideoVAE)
     expected = model.state_dict().keys()
     # The official loader drops stale normalisation tensors that the configured blocks do not have.
     source = {k: v for k, v in source.items() if k in expected or "norm" not in k or k.startswith(_STATS)}
@@ -152,25 +152,25 @@ def _load_diffusers_folder(path: Path, device, dtype, vae_dtype) -> Checkpoint:
     if not parts:
         raise ModelFileError(path, "a folder must be in diffusers layout, with a 'transformer/' and/or 'vae/' "
                                    "subfolder (each with config.json and diffusion_pytorch_model*.safetensors)")
-    configs, open_files = {}, []
+    configs = {}
     transformer = vae = None
-    try:
-        if "transformer" in parts:
-            d_cfg, files = _diffusers_part(parts["transformer"], open_files)
-            configs["transformer"] = _convert_config(parts["transformer"], diffusers_format.transformer_config_from_diffusers, d_cfg)
+    if "transformer" in parts:
+        folder = parts["transformer"]
+        d_cfg, weights = _diffusers_part(folder)
+        configs["transformer"] = _convert_config(folder, diffusers_format.transformer_config_from_diffusers, d_cfg)
+        with tensor_sources(weights) as files:
             source = _rekey(files, {k: diffusers_format.transformer_key_from_diffusers(k) for k in files})
-            transformer = _build_transformer(parts["transformer"], configs, source, device, dtype)
-        if "vae" in parts:
-            d_cfg, files = _diffusers_part(parts["vae"], open_files)
-            configs["vae"] = _convert_config(parts["vae"], diffusers_format.vae_config_from_diffusers, d_cfg)
+            transformer = _build_transformer(folder, configs, source, device, dtype)
+    if "vae" in parts:
+        folder = parts["vae"]
+        d_cfg, weights = _diffusers_part(folder)
+        configs["vae"] = _convert_config(folder, diffusers_format.vae_config_from_diffusers, d_cfg)
+        with tensor_sources(weights) as files:
             try:
                 key_map = diffusers_format.vae_key_map_from_diffusers(list(files), d_cfg)
             except ValueError as e:
-                raise ModelFileError(parts["vae"], str(e)) from None
-            vae = _build_vae(parts["vae"], configs, _rekey(files, key_map), device, vae_dtype)
-    finally:
-        for f in open_files:
-            f.close()
+                raise ModelFileError(folder, str(e)) from None
+            vae = _build_vae(folder, configs, _rekey(files, key_map), device, vae_dtype)
     configs["scheduler"] = detect.default_scheduler_config(configs.get("vae"))
     return Checkpoint(path=str(path), transformer=transformer, vae=vae, config=configs, config_source="diffusers",
                       notes=["diffusers-format folder: configs converted to the official format"])
@@ -183,7 +183,8 @@ def _convert_config(folder, convert, d_cfg):
         raise ModelFileError(folder / "config.json", str(e)) from None
 
 
-def _diffusers_part(folder: Path, open_files: list):
+def _diffusers_part(folder: Path):
+    """(diffusers config, weight files) of one model folder."""
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise ModelFileError(folder, "config.json is missing")
@@ -196,15 +197,7 @@ def _diffusers_part(folder: Path, open_files: list):
         pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".ckpt", ".pth"))
         hint = f" (found {', '.join(pickled)}: pickled weights are not loaded, use the .safetensors release)" if pickled else ""
         raise ModelFileError(folder, "no .safetensors weights found" + hint)
-    files = {}
-    for w in weights:
-        f = SafetensorsFile(w)
-        open_files.append(f)
-        for k in f.keys():
-            if k in files:
-                raise ModelFileError(w, f"tensor {k!r} also appears in {files[k][0].path.name}")
-            files[k] = (f, k)
-    return d_cfg, files
+    return d_cfg, weights
 
 
 def _rekey(files: dict, key_map: dict) -> dict:

@@ -4,6 +4,8 @@ Tensors are read one at a time straight into the dtype and device the caller ask
 never holds a second full copy of the weights in RAM.
 """
 import json
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -71,3 +73,23 @@ class SafetensorsFile:
             return json.loads(raw)
         except json.JSONDecodeError as e:
             raise ModelFileError(self.path, f"metadata entry {name!r} is not valid JSON: {e}") from None
+
+
+@contextmanager
+def tensor_sources(paths: Iterable, keep: Callable[[str], bool] = lambda key: True):
+    """{key: (file, key)} over the shards of one model, kept open while the caller loads from them."""
+    opened = []
+    try:
+        source = {}
+        for path in paths:
+            f = SafetensorsFile(path)
+            opened.append(f)
+            for k in f.keys():
+                if k in source:
+                    raise ModelFileError(path, f"tensor {k!r} also appears in {source[k][0].path.name}")
+                if keep(k):
+                    source[k] = (f, k)
+        yield source
+    finally:
+        for f in opened:
+            f.close()

@@ -21,7 +21,7 @@ from ..model.text_encoder import MAX_TOKENS, T5TextEncoder, block_linear_names, 
 from .errors import ModelFileError
 from .file_kind import describe_foreign
 from .precision import FP8, FP8_COMPUTE, parse_dtype
-from .safetensors_file import SafetensorsFile
+from .safetensors_file import SafetensorsFile, tensor_sources
 from .strict_load import check_against
 
 WHAT = "T5 encoder"
@@ -87,22 +87,8 @@ def _folder_config(folder: Path) -> T5Config:
 
 
 def _load_folder(folder: Path, config: T5Config, device, dtype) -> T5EncoderModel:
-    files = _weight_files(folder)
-    opened = []
-    try:
-        source = {}
-        for w in files:
-            f = SafetensorsFile(w)
-            opened.append(f)
-            for k in f.keys():
-                if k in source:
-                    raise ModelFileError(w, f"tensor {k!r} also appears in {source[k][0].path.name}")
-                if not k.startswith(_UNUSED_PREFIXES):
-                    source[k] = (f, k)
+    with tensor_sources(_weight_files(folder), keep=lambda k: not k.startswith(_UNUSED_PREFIXES)) as source:
         return _build(folder, config, source, device, dtype)
-    finally:
-        for f in opened:
-            f.close()
 
 
 def _weight_files(folder: Path) -> list[Path]:

@@ -1,0 +1,497 @@
+"""Helpers for tests/test_comfyui_server.py: a real ComfyUI server with this node pack, tiny models under the
+official file names, input media, a stdlib HTTP/WebSocket client, and shrinking the API workflows.
+
+Everything talks to 127.0.0.1 only. See tests/README_integration.md for how to run it.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from fractions import Fraction
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_API_DIR = REPO / "workflows" / "api"
+PACK = "ltxv_pack"  # the name tests/test_workflows.py imports the pack under; shared so both can run together
+PACK_DIR_NAME = "ComfyUI-LTXVideo-stack-under-test"
+
+# Tiny models: sizes are tiny, names and layouts are the official ones the workflows refer to.
+T5_FILE = "t5xxl_fp16.safetensors"
+UPSAMPLER_FILE = "ltxv-spatial-upscaler-0.9.8.safetensors"
+CHECKPOINTS = {
+    # file name: (family, causal temporal positioning). 2B recipes use STG block 19, so the 2B ones get 20 blocks.
+    "ltxv-2b-0.9.6-dev-04-25.safetensors": ("2b", False, 20),
+    "ltxv-2b-0.9.6-distilled-04-25.safetensors": ("2b", False, 20),
+    "ltxv-13b-0.9.8-distilled.safetensors": ("13b", True, 3),
+}
+INPUT_IMAGES = {"example.png": (180, 120, 0), "first_frame.png": (100, 72, 1), "last_frame.png": (100, 72, 2)}
+INPUT_CLIP = "input_clip.mp4"
+INPUT_CLIP_FRAMES, INPUT_CLIP_SIZE, INPUT_CLIP_FPS = 10, (96, 64), 24
+
+
+def import_pack():
+    """The node pack as a package (its modules use relative imports), for the list of node ids."""
+    if PACK in sys.modules:
+        return sys.modules[PACK]
+    spec = importlib.util.spec_from_file_location(PACK, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# files
+
+
+def write_tiny_models(root: Path, seed: int = 0) -> dict:
+    """models/{checkpoints,text_encoders,latent_upscale_models} under `root` with tiny models saved under the
+    official names. The single-file T5 gets no tokenizer next to it: inside ComfyUI the pack must find ComfyUI's
+    bundled comfy/text_encoders/t5_tokenizer. Needs the official implementation (ltx_video) for the factories."""
+    import torch
+
+    import official_files
+    import tiny_t5
+    import tiny_upsampler
+
+    dirs = {d: root / d for d in ("checkpoints", "text_encoders", "latent_upscale_models")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    te = tiny_t5.tiny_t5(seed)
+    tiny_t5.save_single(tiny_t5.encoder_state(te, torch.float16), dirs["text_encoders"] / T5_FILE)
+    for i, (name, (family, ctp, layers)) in enumerate(CHECKPOINTS.items()):
+        torch.manual_seed(seed + i)
+        official_files.tiny_checkpoint(dirs["checkpoints"] / name, family=family, vae_layout="0.9.5", ctp=ctp,
+                                       transformer_overrides={"caption_channels": te.config.d_model,
+                                                              "num_layers": layers})
+    up, cfg = tiny_upsampler.reference_upsampler(seed)
+    tiny_upsampler.save_official(up, cfg, dirs["latent_upscale_models"] / UPSAMPLER_FILE)
+    return {k: str(v) for k, v in dirs.items()}
+
+
+def write_extra_model_paths(path: Path, models_root: Path, custom_nodes_dir: Path) -> Path:
+    """An extra_model_paths.yaml serving the tiny models and this pack (ComfyUI reads it before custom nodes)."""
+    text = (
+        "ltxv_stack_integration_test:\n"
+        f"    base_path: {json.dumps(str(models_root))}\n"
+        "    checkpoints: checkpoints\n"
+        "    text_encoders: text_encoders\n"
+        "    latent_upscale_models: latent_upscale_models\n"
+        f"    custom_nodes: {json.dumps(str(custom_nodes_dir))}\n"
+    )
+    path.write_text(text)
+    return path
+
+
+def link_pack(custom_nodes_dir: Path) -> Path:
+    """custom_nodes_dir/<name> -> the repository (a symlink; a copy where links are not allowed)."""
+    custom_nodes_dir.mkdir(parents=True, exist_ok=True)
+    target = custom_nodes_dir / PACK_DIR_NAME
+    try:
+        target.symlink_to(REPO, target_is_directory=True)
+    except OSError:
+        import shutil
+
+        shutil.copytree(REPO, target, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".pytest_cache"))
+    return target
+
+
+def png_bytes(width: int, height: int, seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1),
+                     np.full_like(xx, 40 + 60 * seed)], -1)
+    img = np.clip(base + rng.integers(-20, 20, base.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def mp4_bytes(frames: int, width: int, height: int, fps: int) -> bytes:
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            img = np.zeros((height, width, 3), np.uint8)
+            img[..., 0] = (np.arange(width) * 255 // width)[None, :]
+            img[..., 1] = 30 + 20 * i
+            img[: height // 2, (i * 7) % width:, 2] = 200
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def probe_video(path: Path) -> dict:
+    """Decode a video with PyAV: frame count (decoded, not the header's), width, height, frame rate."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count, size = 0, None
+        for frame in container.decode(stream):
+            count += 1
+            size = (frame.width, frame.height)
+        rate = stream.average_rate or stream.guessed_rate
+    return {"frames": count, "width": size[0] if size else 0, "height": size[1] if size else 0,
+            "fps": float(rate) if rate else None}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# workflows
+
+
+def load_api_workflows() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(WORKFLOW_API_DIR.glob("*.json"))}
+
+
+def nodes_of(api: dict, class_type: str) -> list[tuple[str, dict]]:
+    return [(k, v) for k, v in api.items() if v["class_type"] == class_type]
+
+
+def shrink(api: dict, width=96, height=64, num_frames=17, steps=3) -> dict:
+    """A copy of an API graph with a tiny video size and few steps; the graph itself is unchanged. Recipes with an
+    explicit timestep list (distilled) keep theirs (steps 0)."""
+    import copy
+
+    from_presets = import_pack()
+    official = sys.modules[f"{from_presets.__name__}.ltx_core.presets.official"].OFFICIAL_CONFIGS
+    api = copy.deepcopy(api)
+    for _, node in nodes_of(api, "LTXVStackSampler"):
+        inputs = node["inputs"]
+        preset = official.get(inputs.get("preset"), {})
+        passes = [preset.get("first_pass", {}), preset.get("second_pass", {}), preset]
+        explicit = any(p.get("timesteps") for p in passes)
+        inputs.update(width=width, height=height, num_frames=num_frames, steps=0 if explicit else steps)
+    return api
+
+
+def expected_video(api: dict) -> dict:
+    """What the (single) sampler of a shrunk graph should produce: frames, width, height."""
+    (_, sampler), = nodes_of(api, "LTXVStackSampler")
+    i = sampler["inputs"]
+    return {"frames": i["num_frames"], "width": i["width"], "height": i["height"]}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# a minimal WebSocket client (RFC 6455, client side), stdlib only
+
+
+class WebSocketClosed(ConnectionError):
+    pass
+
+
+class WebSocket:
+    _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, host: str, port: int, path: str, timeout: float = 30.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        self.sock.sendall(request.encode())
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            self._fill(deadline)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        if " 101 " not in lines[0] + " ":
+            raise ConnectionError(f"WebSocket upgrade refused: {lines[0]}")
+        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        accept = base64.b64encode(hashlib.sha1((key + self._GUID).encode()).digest()).decode()
+        if headers.get("sec-websocket-accept") != accept:
+            raise ConnectionError("WebSocket upgrade: bad Sec-WebSocket-Accept")
+
+    def _fill(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("WebSocket: timed out waiting for data")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("WebSocket: timed out waiting for data") from None
+        if not chunk:
+            raise WebSocketClosed("WebSocket: connection closed by the server")
+        self.buf += chunk
+
+    def _take(self, n: int, deadline: float) -> bytes:
+        while len(self.buf) < n:
+            self._fill(deadline)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _send_frame(self, opcode: int, payload: bytes = b"") -> None:
+        header = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 1 << 16:
+            header += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def recv(self, timeout: float):
+        """The next data message: a dict for a JSON text message, bytes for a binary one (previews)."""
+        deadline = time.monotonic() + timeout
+        message, kind = b"", None
+        while True:
+            b0, b1 = self._take(2, deadline)
+            fin, opcode, n = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._take(2, deadline))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._take(8, deadline))[0]
+            mask = self._take(4, deadline) if b1 & 0x80 else None
+            payload = self._take(n, deadline)
+            if mask:
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            if opcode == 0x8:
+                raise WebSocketClosed("WebSocket: the server closed the connection")
+            if opcode == 0x9:
+                self._send_frame(0xA, payload)
+                continue
+            if opcode == 0xA:
+                continue
+            if opcode in (0x1, 0x2):
+                kind, message = opcode, payload
+            else:  # continuation
+                message += payload
+            if fin:
+                return json.loads(message.decode()) if kind == 0x1 else message
+
+    def close(self) -> None:
+        try:
+            self._send_frame(0x8, struct.pack(">H", 1000))
+        except OSError:
+            pass
+        self.sock.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class HTTPError(RuntimeError):
+    def __init__(self, status: int, body):
+        super().__init__(f"HTTP {status}: {body}")
+        self.status, self.body = status, body
+
+
+class ComfyServer:
+    """`python main.py --cpu ...` of a ComfyUI checkout in a subprocess, with every directory it writes to
+    (base, user, input, output, temp, database) under `work`, so the checkout is not changed."""
+
+    def __init__(self, comfy_path: Path, python: str, work: Path, extra_model_paths: Path):
+        self.comfy_path, self.python, self.work = Path(comfy_path), python, Path(work)
+        self.host, self.port = "127.0.0.1", free_port()
+        self.input_dir, self.output_dir = self.work / "input", self.work / "output"
+        self.base_dir, self.user_dir = self.work / "base", self.work / "base" / "user"
+        for d in (self.input_dir, self.output_dir, self.user_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.work / "comfyui.log"
+        self.cmd = [python, "-u", "main.py", "--cpu", "--listen", self.host, "--port", str(self.port),
+                    "--extra-model-paths-config", str(extra_model_paths),
+                    "--output-directory", str(self.output_dir), "--input-directory", str(self.input_dir),
+                    "--base-directory", str(self.base_dir), "--user-directory", str(self.user_dir),
+                    "--temp-directory", str(self.work / "temp"), "--database-url", "sqlite:///:memory:",
+                    "--disable-api-nodes", "--disable-auto-launch"]
+        self.proc = None
+        self._log = None
+
+    # process
+    def start(self, timeout: float) -> None:
+        env = dict(os.environ)
+        env.pop("LTXV_STACK_STANDALONE", None)  # the pack must use ComfyUI, not its stand-ins
+        env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                   DO_NOT_TRACK="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"))
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, cwd=self.comfy_path, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with code {self.proc.returncode} while starting:\n"
+                                   f"{self.log_tail()}")
+            try:
+                self.get_json("/system_stats", timeout=5)
+                return
+            except (OSError, HTTPError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ComfyUI did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    # HTTP
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def _request(self, req, timeout):
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.read()
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            try:
+                body = json.loads(body)
+            except ValueError:
+                body = body.decode(errors="replace")
+            raise HTTPError(e.code, body) from None
+
+    def get(self, path: str, timeout: float = 30) -> bytes:
+        return self._request(urllib.request.Request(self.url(path)), timeout)
+
+    def get_json(self, path: str, timeout: float = 30):
+        return json.loads(self.get(path, timeout))
+
+    def post_json(self, path: str, data, timeout: float = 30):
+        req = urllib.request.Request(self.url(path), data=json.dumps(data).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        body = self._request(req, timeout)
+        return json.loads(body) if body.strip() else None
+
+    def upload(self, name: str, data: bytes, timeout: float = 30) -> dict:
+        """POST /upload/image (multipart): the file lands in the input directory under `name`."""
+        boundary = uuid.uuid4().hex
+        parts = []
+        for field, value in (("overwrite", "true"), ("type", "input")):
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n'.encode())
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+        parts.append(f"--{boundary}--\r\n".encode())
+        req = urllib.request.Request(self.url("/upload/image"), data=b"".join(parts), method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        return json.loads(self._request(req, timeout))
+
+    def view(self, item: dict, timeout: float = 30) -> bytes:
+        query = urllib.parse.urlencode({"filename": item["filename"], "subfolder": item.get("subfolder", ""),
+                                        "type": item.get("type", "output")})
+        return self.get(f"/view?{query}", timeout)
+
+    # prompts
+    def websocket(self, client_id: str, timeout: float = 30) -> WebSocket:
+        return WebSocket(self.host, self.port, f"/ws?clientId={client_id}", timeout)
+
+    def queue(self, prompt: dict, client_id: str) -> str:
+        """POST /prompt; returns the prompt id (HTTPError with the server's error and node_errors on rejection)."""
+        out = self.post_json("/prompt", {"prompt": prompt, "client_id": client_id})
+        assert not out.get("node_errors"), out
+        return out["prompt_id"]
+
+    def wait(self, ws: WebSocket, prompt_id: str, timeout: float, on_message=None) -> dict:
+        """Follow a prompt over the WebSocket until `executing` with node None (the prompt is done). Returns
+        {"outcome": "success"|"error"|"interrupted"|None, "messages": [...], "executed": [...nodes]}."""
+        deadline = time.monotonic() + timeout
+        result = {"outcome": None, "messages": [], "executed": [], "error": None}
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.alive():
+                state = "ComfyUI exited" if not self.alive() else f"timed out after {timeout:.0f} s"
+                raise TimeoutError(f"prompt {prompt_id}: {state}; messages so far "
+                                   f"{[m['type'] for m in result['messages']][-20:]}\n{self.log_tail()}")
+            try:
+                msg = ws.recv(min(remaining, 5.0))
+            except TimeoutError:
+                continue
+            if not isinstance(msg, dict):
+                continue  # binary preview frames
+            data = msg.get("data") or {}
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            result["messages"].append(msg)
+            if on_message is not None:
+                on_message(msg)
+            kind = msg.get("type")
+            if kind == "execution_success":
+                result["outcome"] = "success"
+            elif kind == "execution_error":
+                result["outcome"], result["error"] = "error", data
+            elif kind == "execution_interrupted":
+                result["outcome"] = "interrupted"
+            elif kind == "executed":
+                result["executed"].append(data.get("node"))
+            elif kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+                return result
+
+    def history(self, prompt_id: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            h = self.get_json(f"/history/{prompt_id}")
+            if prompt_id in h:
+                return h[prompt_id]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"prompt {prompt_id} never reached /history")
+            time.sleep(0.2)
+
+    def run(self, prompt: dict, timeout: float) -> tuple[dict, dict]:
+        """Queue `prompt`, follow it to the end; returns (WebSocket result, history entry)."""
+        client_id = uuid.uuid4().hex
+        ws = self.websocket(client_id)
+        try:
+            prompt_id = self.queue(prompt, client_id)
+            result = self.wait(ws, prompt_id, timeout)
+        finally:
+            ws.close()
+        return result, self.history(prompt_id)
+
+
+def fraction_close(a, b, tol=1e-3) -> bool:
+    return abs(float(Fraction(a)) - float(Fraction(b))) <= tol
