@@ -1,0 +1,3 @@
+from .offload import BlockOffload
+
+__all__ = ["BlockOffload"]
