@@ -7,24 +7,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import os
 import socket
 import struct
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from fractions import Fraction
 from pathlib import Path
+
+from node_pack import submodule
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_API_DIR = REPO / "workflows" / "api"
-PACK = "ltxv_pack"  # the name tests/test_workflows.py imports the pack under; shared so both can run together
 PACK_DIR_NAME = "ComfyUI-LTXVideo-stack-under-test"
 
 # Tiny models: sizes are tiny, names and layouts are the official ones the workflows refer to.
@@ -41,17 +39,6 @@ INPUT_CLIP = "input_clip.mp4"
 INPUT_CLIP_FRAMES, INPUT_CLIP_SIZE, INPUT_CLIP_FPS = 10, (96, 64), 24
 
 
-def import_pack():
-    """The node pack as a package (its modules use relative imports), for the list of node ids."""
-    if PACK in sys.modules:
-        return sys.modules[PACK]
-    spec = importlib.util.spec_from_file_location(PACK, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # files
 
@@ -60,11 +47,10 @@ def write_tiny_models(root: Path, seed: int = 0) -> dict:
     """models/{checkpoints,text_encoders,latent_upscale_models} under `root` with tiny models saved under the
     official names. The single-file T5 gets no tokenizer next to it: inside ComfyUI the pack must find ComfyUI's
     bundled comfy/text_encoders/t5_tokenizer. Needs the official implementation (ltx_video) for the factories."""
-    import torch
-
     import official_files
     import tiny_t5
     import tiny_upsampler
+    import torch
 
     dirs = {d: root / d for d in ("checkpoints", "text_encoders", "latent_upscale_models")}
     for d in dirs.values():
@@ -178,8 +164,7 @@ def shrink(api: dict, width=96, height=64, num_frames=17, steps=3) -> dict:
     explicit timestep list (distilled) keep theirs (steps 0)."""
     import copy
 
-    from_presets = import_pack()
-    official = sys.modules[f"{from_presets.__name__}.ltx_core.presets.official"].OFFICIAL_CONFIGS
+    official = submodule("ltx_core.presets.official").OFFICIAL_CONFIGS
     api = copy.deepcopy(api)
     for _, node in nodes_of(api, "LTXVStackSampler"):
         inputs = node["inputs"]
@@ -234,7 +219,7 @@ class WebSocket:
         self.sock.settimeout(remaining)
         try:
             chunk = self.sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             raise TimeoutError("WebSocket: timed out waiting for data") from None
         if not chunk:
             raise WebSocketClosed("WebSocket: connection closed by the server")
@@ -321,7 +306,7 @@ class ComfyServer:
         self.host, self.port = "127.0.0.1", free_port()
         self.input_dir, self.output_dir = self.work / "input", self.work / "output"
         self.base_dir, self.user_dir = self.work / "base", self.work / "base" / "user"
-        for d in (self.input_dir, self.output_dir, self.user_dir):
+        for d in (self.input_dir, self.output_dir, self.user_dir, self.base_dir / "custom_nodes"):
             d.mkdir(parents=True, exist_ok=True)
         self.log_path = self.work / "comfyui.log"
         self.cmd = [python, "-u", "main.py", "--cpu", "--listen", self.host, "--port", str(self.port),
@@ -337,9 +322,10 @@ class ComfyServer:
     def start(self, timeout: float) -> None:
         env = dict(os.environ)
         env.pop("LTXV_STACK_STANDALONE", None)  # the pack must use ComfyUI, not its stand-ins
-        env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+        # no __pycache__ written into the checkout (or the pack); nothing reaches for a model hub
+        env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                    DO_NOT_TRACK="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"))
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (open while the server runs; closed in stop())
         self.proc = subprocess.Popen(self.cmd, cwd=self.comfy_path, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -492,6 +478,3 @@ class ComfyServer:
             ws.close()
         return result, self.history(prompt_id)
 
-
-def fraction_close(a, b, tol=1e-3) -> bool:
-    return abs(float(Fraction(a)) - float(Fraction(b))) <= tol
