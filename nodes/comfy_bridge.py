@@ -13,9 +13,12 @@ import os
 import sys
 import threading
 from pathlib import Path
+from contextlib import contextmanager
 from typing import Callable, Iterable
 
 import torch
+
+from ..ltx_core.memory import resident_bytes, stream_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +277,22 @@ def load_models(models: list[ManagedModel], memory_required: int = 0) -> torch.d
         mm.load_models_gpu([m.patcher for m in models], memory_required=int(memory_required), force_full_load=True)
     devices_used = [m.device for m in models]  # also settles modules left split across devices
     return devices_used[0] if devices_used else torch.device("cpu")
+
+
+def must_stream(model: ManagedModel, others_bytes: int, memory_required: int) -> bool:
+    """Whether the transformer cannot sit whole on its GPU next to the other models and the work: its blocks then
+    stream from CPU memory instead of failing with out-of-memory (or, under --novram, running on the CPU)."""
+    if not IN_COMFYUI or model.load_device.type != "cuda":
+        return False
+    return model.size_bytes() + others_bytes + memory_required > 0.9 * mm.get_total_memory(model.load_device)
+
+
+@contextmanager
+def streamed(model: ManagedModel, memory_required: int):
+    """Run the transformer with its blocks streaming from the CPU; ComfyUI first frees room for what stays."""
+    mm.free_memory(resident_bytes(model.module) + int(memory_required), model.load_device)
+    with stream_blocks(model.module, model.load_device):
+        yield
 
 
 def unload_model(model: ManagedModel) -> None:

@@ -1,6 +1,7 @@
 """Sampler node (official recipes by name, or custom settings) and the custom schedule/guidance settings node."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -173,11 +174,17 @@ class Sampler:
         if batch > 1:
             embeds, mask, neg, neg_mask = (t.expand(batch, *t.shape[1:]) for t in (embeds, mask, neg, neg_mask))
 
-        managed = [model.managed, model.vae.managed] + ([upsampler.managed] if upsampler else [])
-        bridge.load_models(managed, _activation_bytes(model, batch, num_frames, height, width))
+        others = [model.vae.managed] + ([upsampler.managed] if upsampler else [])
+        work = _activation_bytes(model, batch, num_frames, height, width)
+        if bridge.must_stream(model.managed, sum(m.size_bytes() for m in others), work):
+            bridge.load_models(others, work)
+            placement = bridge.streamed(model.managed, work)
+        else:
+            bridge.load_models([model.managed] + others, work)
+            placement = contextlib.nullcontext()
         progress = bridge.Progress(1)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), placement:
                 res = generate(
                     model.module, model.vae.module, cfg, embeds, mask, neg, neg_mask,
                     height=height, width=width, num_frames=num_frames, frame_rate=conditioning.frame_rate,

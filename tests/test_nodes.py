@@ -435,7 +435,8 @@ def _fake_comfyui(monkeypatch, tmp_path):
                       ("latent_preview", lp)):
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.delenv("LTXV_STACK_STANDALONE", raising=False)
-    spec = importlib.util.spec_from_file_location("bridge_in_comfyui", REPO / "nodes" / "comfy_bridge.py")
+    # A second copy of the bridge, inside the pack so its relative imports resolve, that sees the fakes.
+    spec = importlib.util.spec_from_file_location(f"{PACK}.nodes.bridge_in_comfyui", REPO / "nodes" / "comfy_bridge.py")
     b = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(b)
     return b, fp, mm, state, calls

@@ -51,3 +51,34 @@ def test_gpu_peak_is_two_blocks_not_the_model():
     assert (got - want).norm() / want.norm() < 1e-4  # TF32/cuBLAS vs CPU float rounding
     offload.detach()
     assert all(p.device.type == "cpu" for p in blocks.parameters())
+
+
+def test_stream_blocks_on_cpu_is_exact_and_resident_bytes_counts_two_blocks():
+    from ltx_core.memory import resident_bytes, stream_blocks
+
+    model = _model(num_layers=4)
+    want = _run(model, "cpu")
+    with stream_blocks(model, "cpu"):
+        assert torch.equal(_run(model, "cpu"), want)
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+    def size(m):
+        return sum(p.numel() * p.element_size() for p in m.parameters())
+    block = size(model.transformer_blocks[0])
+    assert resident_bytes(model) == size(model) - 4 * block + 2 * block
+
+
+def test_sampler_streams_only_a_transformer_that_does_not_fit(monkeypatch):
+    from types import SimpleNamespace
+
+    from node_pack import submodule
+
+    bridge = submodule("nodes.comfy_bridge")
+    managed = bridge.ManagedModel(_model(num_layers=4), "diffusion", "tiny")
+    size = managed.size_bytes()
+    assert not bridge.must_stream(managed, 0, 0)  # outside ComfyUI, or on the CPU: never
+    managed.load_device = torch.device("cuda", 0)
+    monkeypatch.setattr(bridge, "IN_COMFYUI", True)
+    monkeypatch.setattr(bridge, "mm", SimpleNamespace(get_total_memory=lambda device: 10 * size))
+    assert not bridge.must_stream(managed, 2 * size, 3 * size)
+    assert bridge.must_stream(managed, 4 * size, 5 * size)

@@ -1,3 +1,3 @@
-from .offload import BlockOffload
+from .offload import BlockOffload, resident_bytes, stream_blocks
 
-__all__ = ["BlockOffload"]
+__all__ = ["BlockOffload", "resident_bytes", "stream_blocks"]

@@ -7,6 +7,8 @@ change during inference, so nothing is copied back. Peak device memory is the no
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -90,3 +92,33 @@ def _set(module: nn.Module, name: str, value: torch.Tensor) -> None:
         current.data = value
     else:
         setattr(target, leaf, value)
+
+
+@contextmanager
+def stream_blocks(transformer: nn.Module, device):
+    """Run `transformer` on `device` with only its non-block weights resident there; its blocks stream from the
+    CPU one at a time. Everything is back on the CPU afterwards."""
+    device = torch.device(device)
+    resident = [m for name, m in transformer.named_children() if name != "transformer_blocks"]
+    own = [p for p in transformer.parameters(recurse=False)]
+    for m in resident:
+        m.to(device)
+    for p in own:
+        p.data = p.data.to(device)
+    offload = BlockOffload(transformer.transformer_blocks, device).attach()
+    try:
+        yield transformer
+    finally:
+        offload.detach()
+        for m in resident:
+            m.to("cpu")
+        for p in own:
+            p.data = p.data.to("cpu")
+
+
+def resident_bytes(transformer: nn.Module) -> int:
+    """Device memory `stream_blocks` needs for weights: everything but the blocks, plus two blocks in flight."""
+    blocks = transformer.transformer_blocks
+    block = max(sum(t.numel() * t.element_size() for _, t in _tensors(b)) for b in blocks)
+    everything = sum(t.numel() * t.element_size() for _, t in _tensors(transformer))
+    return everything - sum(sum(t.numel() * t.element_size() for _, t in _tensors(b)) for b in blocks) + 2 * block
