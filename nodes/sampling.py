@@ -7,6 +7,8 @@ import warnings
 
 import torch
 
+from ..ltx_core.memory.estimate import (HEADROOM, gib, largest_fitting, latent_grid, transformer_activation_bytes,
+                                       transformer_step_bytes, transformer_weight_bytes, with_headroom)
 from ..ltx_core.pipelines import Cancelled, PipelineConfig, generate, padded_size
 from ..ltx_core.presets import load_pipeline_config, preset_names
 from ..ltx_core.sampling.guidance import STG_MODES
@@ -39,11 +41,51 @@ SCHEDULES = ("from_checkpoint", "linear-quadratic", "uniform")
 STG_MODE_CHOICES = ("attention_values", "attention_skip", "residual", "transformer_block")
 
 
-def _activation_bytes(model: ModelHandle, batch: int, frames: int, height: int, width: int) -> int:
-    """A generous estimate of the sampler's working memory (activations of up to 3 guidance rows)."""
-    tokens = batch * ((frames - 1) // TEMPORAL_SCALE + 1) * (height // SPATIAL_SCALE) * (width // SPATIAL_SCALE)
-    inner = getattr(model.module.config, "inner_dim", 2048)
-    return int(tokens * inner * 4 * 3 * 12)
+# Devices whose free memory is checked against the step estimate before sampling (the CPU has swap and no hard
+# limit worth refusing on; tests widen this).
+CHECKED_DEVICE_TYPES = ("cuda",)
+
+
+def _rows_per_item(cfg: PipelineConfig) -> int:
+    """The most conditions (negative, positive, perturbed) a step of any pass evaluates together."""
+    def top(v):
+        return max(float(x) for x in v) if isinstance(v, (list, tuple)) else float(v)
+
+    return max(1 + (top(p.guidance_scale) > 1.0) + (top(p.stg_scale) > 0.0) for p in cfg.passes)
+
+
+def _working_memory(node: str, model: ModelHandle, cfg: PipelineConfig, batch: int, num_frames: int, height: int,
+                    width: int, text_len: int, per_token: bool) -> int:
+    """The activation memory of one step (what ComfyUI is asked to free next to the weights); a ValueError before
+    sampling when the step would not fit on the device even with block streaming."""
+    module = model.module
+    device = model.managed.load_device
+    rows = batch * _rows_per_item(cfg)
+    dtype = module.compute_dtype
+    grid = latent_grid(num_frames, height, width)
+    kw = dict(text_len=text_len, per_token_timestep=per_token, device_type=device.type)
+    work = int(transformer_activation_bytes(module, rows, *grid, dtype, **kw) * HEADROOM)
+    free = bridge.free_memory_bytes(device) if device.type in CHECKED_DEVICE_TYPES else None
+    if free is None:
+        return work
+    # The transformer's weights already on the device are memory the run can use (streaming would move them off).
+    budget = free + sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers())
+                        if t.device == device)
+    kw["streaming"] = True
+    need = with_headroom(transformer_step_bytes(module, rows, *grid, dtype, **kw),
+                         transformer_weight_bytes(module, dtype, streaming=True))
+    if need <= budget:
+        return work
+    frames, size = largest_fitting(module, rows, num_frames, height, width, dtype, budget, **kw)
+    hints = []
+    if frames is not None:
+        hints.append(f"at most {frames} frames at {width}x{height}")
+    if size is not None:
+        hints.append(f"at most {size[1]}x{size[0]} at {num_frames} frames")
+    raise ValueError(f"{node}: {num_frames} frames at {width}x{height} need about {gib(need)} per step "
+                     f"({rows} batch rows, blocks streamed from the CPU), but only {gib(budget)} is free on {device}. "
+                     + (f"What fits: {' or '.join(hints)}." if hints else "Even the smallest video does not fit: "
+                        "free memory (close other programs, unload models) or use a smaller model."))
 
 
 def _recipe(preset: str, settings) -> tuple[str, PipelineConfig]:
@@ -174,8 +216,8 @@ class Sampler:
         if batch > 1:
             embeds, mask, neg, neg_mask = (t.expand(batch, *t.shape[1:]) for t in (embeds, mask, neg, neg_mask))
 
+        work = _working_memory(node, model, cfg, batch, num_frames, height, width, int(embeds.shape[1]), bool(items))
         others = [model.vae.managed] + ([upsampler.managed] if upsampler else [])
-        work = _activation_bytes(model, batch, num_frames, height, width)
         if bridge.must_stream(model.managed, sum(m.size_bytes() for m in others), work):
             bridge.load_models(others, work)
             placement = bridge.streamed(model.managed, work)

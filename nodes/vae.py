@@ -6,6 +6,7 @@ import logging
 
 import torch
 
+from ..ltx_core.memory.estimate import choose_decode_tiling, vae_decode_bytes, vae_weight_bytes
 from ..ltx_core.model.video_vae import TilingConfig
 from ..ltx_core.pipelines.base import module_device_dtype, to_unit_range, tone_map
 from ..ltx_core.pipelines.multiscale import resize_video
@@ -29,12 +30,6 @@ from .common import (
 logger = logging.getLogger(__name__)
 
 TILING_CHOICES = ("auto", "off", "on")
-
-
-def _decode_bytes(latents: torch.Tensor, dtype: torch.dtype) -> int:
-    """Working memory of an untiled decode, as ComfyUI estimates it for this VAE (per latent voxel)."""
-    b, _, f, h, w = latents.shape
-    return int(900 * b * f * h * w * 512 * torch.empty((), dtype=dtype).element_size())
 
 
 def decode_latents(vae, latents: torch.Tensor, decode_timestep: float, decode_noise_scale: float,
@@ -115,15 +110,22 @@ class VAEDecode:
                 raise node_error(node, e) from None
         module = vae.module
         _, dtype = module_device_dtype(module)
-        need = _decode_bytes(z, dtype)
+        need = vae_decode_bytes(module, z.shape, dtype) - vae_weight_bytes(module, dtype)
         device = bridge.load_models([vae.managed], 0 if tiling == "on" else min(need, 1 << 34))
         use = tiles if tiling == "on" else None
         if tiling == "auto":
             free = bridge.free_memory_bytes(device)
-            if free is not None and need > free:
-                logger.info("LTX-Video (stack): decoding in tiles (estimated %.1f GB, %.1f GB free)", need / 2**30,
-                            free / 2**30)
-                use = tiles
+            if free is not None:
+                # The VAE's weights are already on the device and counted in the estimate.
+                free += sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers())
+                            if t.device == device)
+                try:
+                    use = choose_decode_tiling(module, z.shape, dtype, free, spatial_overlap, temporal_overlap)
+                except ValueError as e:
+                    raise node_error(node, e) from None
+                if use is not None:
+                    logger.info("LTX-Video (stack): decoding in tiles of %s px x %s frames (%.1f GB free)",
+                                use.spatial_tile, use.temporal_tile or "all", free / 2**30)
         bridge.check_interrupt()
         args = (z, decode_timestep, decode_noise_scale, tone_map_compression)
         try:
