@@ -4,10 +4,37 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import Linear
-from .rope import apply_rope
+from .rope import RopeTables, apply_rope_
 from .stg import SkipLayerStrategy
 
 QK_NORM_EPS = 1e-5
+
+
+def plain_cpu(x: Tensor) -> bool:
+    """Full-precision CPU arithmetic outside autocast: where the CPU-specific fast paths apply. Elsewhere
+    (CUDA's fused kernels, reduced precision, autocast's dtype rules) the plain torch ops are used as is."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu")
+
+
+def _fast_rms(x: Tensor) -> bool:
+    # On CPU, F.rms_norm runs as five separate passes (pow, mean, add, rsqrt, mul) with a temporary for each;
+    # one reduction plus scaling in place is several times faster.
+    return plain_cpu(x)
+
+
+def rms_scale(x: Tensor, eps: float) -> Tensor:
+    """1 / sqrt(mean(x^2, last dim) + eps), shape (..., 1)."""
+    ms = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return ms.square_().div_(x.shape[-1]).add_(eps).rsqrt_()
+
+
+def rms_norm(x: Tensor, eps: float, weight: Tensor | None = None, inplace: bool = False) -> Tensor:
+    """F.rms_norm over the last dim; with `inplace` x may be overwritten (use the result)."""
+    if not _fast_rms(x):
+        return F.rms_norm(x, x.shape[-1:], None if weight is None else weight.to(x.dtype), eps)
+    scale = rms_scale(x, eps)
+    out = x.mul_(scale) if inplace else x * scale
+    return out if weight is None else out.mul_(weight.to(x.dtype))
 
 
 class RMSNorm(nn.Module):
@@ -16,8 +43,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.rms_norm(x, self.weight.shape, self.weight.to(x.dtype), self.eps)
+    def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
+        return rms_norm(x, self.eps, self.weight, inplace)
 
 
 class Attention(nn.Module):
@@ -42,13 +69,14 @@ class Attention(nn.Module):
     def self_attention(
         self,
         x: Tensor,
-        rope: tuple[Tensor, Tensor],
+        rope: RopeTables,
         skip: tuple[SkipLayerStrategy, Tensor] | None = None,
     ) -> Tensor:
         """`skip`: (strategy, mask (B, 1, 1)), mask 0 where the row is perturbed; it blends rather than
         selects, as the official model does, so fractional masks interpolate."""
-        q = apply_rope(self.q_norm(self.to_q(x)), *rope)
-        k = apply_rope(self.k_norm(self.to_k(x)), *rope)
+        # q and k are fresh projections: normalised and rotated in place.
+        q = apply_rope_(self.q_norm(self.to_q(x), inplace=True), rope)
+        k = apply_rope_(self.k_norm(self.to_k(x), inplace=True), rope)
         v = self.to_v(x)
         out = self._attend(q, k, v, None)
         if skip is not None:
@@ -61,6 +89,6 @@ class Attention(nn.Module):
 
     def cross_attention(self, x: Tensor, context: Tensor, bias: Tensor | None) -> Tensor:
         """`bias`: additive (B, 1, 1, L), broadcast over heads and queries."""
-        q = self.q_norm(self.to_q(x))
-        k = self.k_norm(self.to_k(context))
+        q = self.q_norm(self.to_q(x), inplace=True)
+        k = self.k_norm(self.to_k(context), inplace=True)
         return self.to_out[0](self._attend(q, k, self.to_v(context), bias))

@@ -1,0 +1,280 @@
+"""Benchmark ltx_core against the official implementation (`ltx_video`) and diffusers, in one run.
+
+Measurements (--only): step (one transformer forward on a CFG batch of 2), sample (the full base pipeline to
+latents: schedule, CFG, Euler steps), vae_decode, upsample (latent upsampler), e2e (sampling + decode to a video).
+All three implementations are built from one architecture description and share one set of seeded random
+weights (no checkpoint download); inputs, dtype and settings are equal. The sampling recipe is CFG 3 without
+STG (diffusers' LTXPipeline has no STG); diffusers samples with its own FlowMatch scheduler (same step count).
+
+Timing: one fresh subprocess per measurement builds every implementation, runs each --warmup times, then
+--repeats rounds, each round running every implementation once in a rotated order (interleaved A/B/C), and
+reports the median (and min/max). CUDA timings synchronise before and after each run.
+
+Peak memory: one more fresh subprocess per (measurement, implementation) that builds only that implementation,
+warms it up once, then resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`) and runs it once.
+That subprocess runs with MALLOC_MMAP_THRESHOLD_=65536, so glibc maps every large buffer on its own and unmaps it
+when freed: RSS then follows the live tensors instead of what the allocator keeps cached. Reported: peak RSS
+(VmHWM, whole process: weights + runtime + activations) and the growth of the peak over the RSS just before the
+run (activations and temporaries). Where clear_refs is unavailable the peak is getrusage's ru_maxrss (never
+reset, so it also covers building the model). On CUDA: torch.cuda max allocated (reset before the run) and its
+growth over the allocation before it.
+
+Wall time is the headline (ratios of medians: "ours/..." columns). Also reported: ratios of the process CPU time
+of each run, all threads ("cpu o/..."; `cpu_time_ratios` in the JSON), and ratios of the fastest runs ("min o/...";
+`min_ratios`): on a shared machine other load only ever adds time, so these are less disturbed by it.
+
+Correctness guard: the timing worker also reports each output's relative L2 difference to the reference's
+output (diffusers' sampling uses another scheduler, so its sample/e2e differences are not meaningful).
+
+Examples:
+  python -m bench --device cpu --out bench_results.json          # the CPU config, a few minutes on 2 cores
+  python -m bench --device cuda --config cuda-13b --out gpu.json  # released shapes (default on cuda: cuda-2b)
+  python -m bench --device cpu --only step --repeats 9 --no-memory
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+from . import configs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ------------------------------------------------------------------------------------------------ worker side
+
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _sync(device):
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _rel(a, b) -> float | None:
+    import torch
+
+    if not (torch.is_tensor(a) and torch.is_tensor(b)) or a.shape != b.shape:
+        return None
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def worker(args) -> dict:
+    import gc
+
+    import torch
+
+    from . import models
+
+    cfg = configs.get(args.config)
+    torch.set_num_threads(args.threads)
+    device = cfg["device"]
+    impls = args.impls.split(",")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        fns = models.build(args.measure, cfg, impls)
+        if args.worker == "time":
+            outs = {}
+            for name in impls:
+                for _ in range(args.warmup):
+                    outs[name] = fns[name]()
+                    _sync(device)
+            errors = {name: _rel(outs[name], outs.get("reference")) for name in impls}
+            del outs
+            gc.collect()
+            times = {name: [] for name in impls}
+            cpu_times = {name: [] for name in impls}
+            for r in range(args.repeats):
+                order = impls[r % len(impls):] + impls[: r % len(impls)]
+                for name in order:
+                    _sync(device)
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    out = fns[name]()
+                    _sync(device)
+                    times[name].append(time.perf_counter() - t0)
+                    cpu_times[name].append(time.process_time() - c0)
+                    del out
+            return {"times_s": times, "cpu_times_s": cpu_times, "rel_l2_vs_reference": errors}
+        # memory: a single implementation in this process
+        (name,) = impls
+        fns[name]()
+        _sync(device)
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            fns[name]()
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated()
+            return {"cuda_peak_allocated_mb": peak / 2**20, "cuda_peak_growth_mb": (peak - before) / 2**20,
+                    "rss_mb": _rss_kb("VmRSS") / 1024}
+        reset = _reset_peak_rss()
+        before = _rss_kb("VmRSS")
+        fns[name]()
+        if reset:
+            peak = _rss_kb("VmHWM")
+        else:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {"peak_rss_mb": peak / 1024, "peak_rss_growth_mb": (peak - before) / 1024, "peak_reset": reset}
+
+
+# ------------------------------------------------------------------------------------------------ driver side
+
+
+def _spawn(args, measure, worker_kind, impls) -> dict:
+    cmd = [sys.executable, "-m", "bench", "--_worker", worker_kind, "--_measure", measure, "--_impls", ",".join(impls),
+           "--config", args.config, "--threads", str(args.threads), "--repeats", str(args.repeats),
+           "--warmup", str(args.warmup)]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHONWARNINGS="ignore")
+    if worker_kind == "mem":
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout)[-3000:]
+        return {"error": f"worker {worker_kind}/{measure}/{','.join(impls)} failed (rc {proc.returncode}):\n{tail}"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line[len("BENCH_RESULT "):])
+    return {"error": f"no result from worker: {proc.stdout[-2000:]} {proc.stderr[-2000:]}"}
+
+
+def _fmt(x, unit=""):
+    if x is None:
+        return "-"
+    if unit == "s":
+        return f"{x * 1000:.0f} ms" if x < 10 else f"{x:.1f} s"
+    return f"{x:.0f}"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--config", default=None, help=f"one of {sorted(configs.CONFIGS)} (default: cpu, or cuda-2b on cuda)")
+    p.add_argument("--only", default=",".join(configs.MEASUREMENTS), help="comma-separated measurements")
+    p.add_argument("--impls", default=",".join(configs.IMPLS), help="comma-separated: ours,reference,diffusers")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds after warm-up (median reported; >= 5)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads (default: all cores)")
+    p.add_argument("--no-memory", action="store_true", help="skip the per-implementation peak-memory subprocesses")
+    p.add_argument("--out", default="bench_results.json", help="JSON results file")
+    p.add_argument("--_worker", choices=("time", "mem"), help=argparse.SUPPRESS)
+    p.add_argument("--_measure", help=argparse.SUPPRESS)
+    p.add_argument("--_impls", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.config = args.config or ("cpu" if args.device == "cpu" else "cuda-2b")
+
+    if args._worker:
+        args.worker, args.measure, args.impls = args._worker, args._measure, args._impls
+        print("BENCH_RESULT " + json.dumps(worker(args)), flush=True)
+        return
+
+    cfg = configs.get(args.config)
+    if cfg["device"] != args.device:
+        p.error(f"config {args.config} is for {cfg['device']}")
+    measures = [m for m in args.only.split(",") if m]
+    impls = [i for i in args.impls.split(",") if i]
+    for m in measures:
+        if m not in configs.MEASUREMENTS:
+            p.error(f"unknown measurement {m!r}")
+    results = {"config_name": args.config, "config": cfg, "repeats": args.repeats, "warmup": args.warmup,
+               "threads": args.threads, "host": platform.node(), "python": platform.python_version(),
+               "measurements": {}}
+    try:
+        import torch
+
+        results["torch"] = torch.__version__
+    except ImportError:
+        pass
+    started = time.time()
+    for m in measures:
+        print(f"[bench] {m}: timing {','.join(impls)} (interleaved, {args.repeats} rounds) ...", file=sys.stderr,
+              flush=True)
+        entry = {"timing": _spawn(args, m, "time", impls)}
+        if not args.no_memory:
+            entry["memory"] = {}
+            for impl in impls:
+                print(f"[bench] {m}: peak memory of {impl} ...", file=sys.stderr, flush=True)
+                entry["memory"][impl] = _spawn(args, m, "mem", [impl])
+        timing = entry["timing"]
+        if "times_s" in timing:
+            med = {k: statistics.median(v) for k, v in timing["times_s"].items()}
+            entry["median_s"] = med
+            entry["min_s"] = {k: min(v) for k, v in timing["times_s"].items()}
+            cpu = {k: statistics.median(v) for k, v in timing["cpu_times_s"].items()}
+            entry["median_cpu_s"] = cpu
+            if "ours" in med:
+                entry["ratios"] = {f"ours/{k}": med["ours"] / med[k] for k in med if k != "ours"}
+                entry["cpu_time_ratios"] = {f"ours/{k}": cpu["ours"] / cpu[k] for k in cpu if k != "ours"}
+                entry["min_ratios"] = {f"ours/{k}": entry["min_s"]["ours"] / entry["min_s"][k] for k in med if k != "ours"}
+        results["measurements"][m] = entry
+        with open(args.out, "w") as f:  # partial results survive an interrupted run
+            json.dump(results, f, indent=1)
+    results["wall_s"] = time.time() - started
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+    _table(results, impls)
+    print(f"\nwrote {args.out} ({results['wall_s']:.0f} s)")
+
+
+def _table(results, impls):
+    mem_key = "cuda_peak_allocated_mb" if results["config"]["device"] == "cuda" else "peak_rss_mb"
+    grow_key = "cuda_peak_growth_mb" if results["config"]["device"] == "cuda" else "peak_rss_growth_mb"
+    print(f"\nconfig {results['config_name']} ({results['config']['dtype']}), threads {results['threads']}, "
+          f"median of {results['repeats']}; memory: peak MB (growth over pre-run MB)")
+    head = f"{'measure':<11}" + "".join(f"{i:>22}" for i in impls) + "".join(
+        f"{'ours/' + i[:4]:>11}" for i in impls if i != "ours") + "".join(
+        f"{'cpu o/' + i[:4]:>11}" for i in impls if i != "ours") + "".join(
+        f"{'min o/' + i[:4]:>11}" for i in impls if i != "ours") + "   rel.err vs ref"
+    print(head)
+    for m, e in results["measurements"].items():
+        if "median_s" not in e:
+            print(f"{m:<11} ERROR: {e['timing'].get('error', '?')[:500]}")
+            continue
+        row = f"{m:<11}"
+        for i in impls:
+            mem = e.get("memory", {}).get(i, {})
+            ms = f" {_fmt(mem.get(mem_key))}({_fmt(mem.get(grow_key))})" if mem_key in mem else ""
+            row += f"{_fmt(e['median_s'][i], 's') + ms:>22}"
+        for i in impls:
+            if i != "ours":
+                row += f"{e['ratios'].get('ours/' + i, float('nan')):>11.3f}"
+        for key in ("cpu_time_ratios", "min_ratios"):
+            for i in impls:
+                if i != "ours":
+                    row += f"{e.get(key, {}).get('ours/' + i, float('nan')):>11.3f}"
+        errs = e["timing"].get("rel_l2_vs_reference", {})
+        row += "   " + " ".join(f"{k[:4]}={v:.1e}" for k, v in errs.items() if v is not None and k != "reference")
+        print(row)
+
+
+if __name__ == "__main__":
+    main()

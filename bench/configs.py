@@ -1,0 +1,84 @@
+"""Benchmark sizes. Every architecture is written in diffusers' config vocabulary and turned into the official one
+by `ltx_core.loader.diffusers_format`, so the three implementations are built from the same description.
+
+"cpu": a reduced-width 2B-structure transformer (real head dim 64, 8 heads, 4 layers, T5-sized captions), a 0.9.5-layout
+VAE with base width 32 and an upsampler with 128 mid channels, at small latent grids: a full run takes a few minutes on 2
+cores. "cuda-2b" / "cuda-13b": the released shapes (2B at 768x512x121, 13B at 1216x704x121, 20 steps).
+"""
+import copy
+
+# The 0.9.5-0.9.8 VAE (2B and 13B share it), in diffusers terms, with base width `b` (released: 128).
+def vae_095(b: int) -> dict:
+    return dict(
+        _class_name="AutoencoderKLLTXVideo", in_channels=3, out_channels=3, latent_channels=128, patch_size=4,
+        patch_size_t=1, resnet_norm_eps=1e-6, scaling_factor=1.0, encoder_causal=True, decoder_causal=False,
+        block_out_channels=(b, 2 * b, 4 * b, 8 * b, 16 * b), down_block_types=("LTXVideo095DownBlock3D",) * 4,
+        downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"), layers_per_block=(4, 6, 6, 2, 2),
+        spatio_temporal_scaling=(True,) * 4, decoder_block_out_channels=(2 * b, 4 * b, 8 * b),
+        decoder_layers_per_block=(5, 5, 5, 5), decoder_spatio_temporal_scaling=(True,) * 3,
+        decoder_inject_noise=(False,) * 4, upsample_residual=(True,) * 3, upsample_factor=(2,) * 3,
+        timestep_conditioning=True, spatial_compression_ratio=32, temporal_compression_ratio=8,
+    )
+
+
+def transformer(num_layers: int, heads: int, head_dim: int, cross_dim: int) -> dict:
+    return dict(
+        _class_name="LTXVideoTransformer3DModel", in_channels=128, out_channels=128, patch_size=1, patch_size_t=1,
+        num_attention_heads=heads, attention_head_dim=head_dim, cross_attention_dim=cross_dim, num_layers=num_layers,
+        activation_fn="gelu-approximate", qk_norm="rms_norm_across_heads", norm_elementwise_affine=False, norm_eps=1e-6,
+        caption_channels=4096, attention_bias=True, attention_out_bias=True,
+    )
+
+
+# The released 0.9.x dev scheduler (LinearQuadratic + SD3 shift to a terminal) and diffusers' LTX scheduler config.
+SCHEDULER = {"sampler": "LinearQuadratic", "shifting": "SD3", "target_shift_terminal": 0.1}
+DIFFUSERS_SCHEDULER = {"base_image_seq_len": 1024, "base_shift": 0.95, "max_image_seq_len": 4096, "max_shift": 2.05,
+                       "shift": 1.0, "shift_terminal": 0.1, "use_dynamic_shifting": True}
+
+CONFIGS = {
+    "cpu": dict(
+        device="cpu", dtype="float32",
+        transformer=transformer(num_layers=4, heads=8, head_dim=64, cross_dim=512),
+        vae=vae_095(32),
+        upsampler=dict(in_channels=128, mid_channels=128, num_blocks_per_stage=4, dims=3, spatial_upsample=True,
+                       temporal_upsample=False),
+        text_len=128, text_valid=40,
+        # transformer step: batch 2 (a CFG pair), latent grid (F, H, W)
+        step=dict(batch=2, grid=(3, 16, 16)),
+        # sampling / end-to-end: pixels, frames, steps; CFG 3 (no STG: diffusers' LTXPipeline has none)
+        sample=dict(height=256, width=384, frames=17, steps=4, guidance_scale=3.0),
+        vae_decode=dict(batch=1, grid=(3, 8, 12)),
+        upsample=dict(batch=1, grid=(3, 8, 12)),
+    ),
+    "cuda-2b": dict(
+        device="cuda", dtype="bfloat16",
+        transformer=transformer(num_layers=28, heads=32, head_dim=64, cross_dim=2048),
+        vae=vae_095(128),
+        upsampler=dict(in_channels=128, mid_channels=512, num_blocks_per_stage=4, dims=3, spatial_upsample=True,
+                       temporal_upsample=False),
+        text_len=128, text_valid=40,
+        step=dict(batch=2, grid=(16, 16, 24)),  # 768x512x121
+        sample=dict(height=512, width=768, frames=121, steps=20, guidance_scale=3.0),
+        vae_decode=dict(batch=1, grid=(16, 16, 24)),
+        upsample=dict(batch=1, grid=(16, 16, 24)),
+    ),
+    "cuda-13b": dict(
+        device="cuda", dtype="bfloat16",
+        transformer=transformer(num_layers=48, heads=32, head_dim=128, cross_dim=4096),
+        vae=vae_095(128),
+        upsampler=dict(in_channels=128, mid_channels=512, num_blocks_per_stage=4, dims=3, spatial_upsample=True,
+                       temporal_upsample=False),
+        text_len=128, text_valid=40,
+        step=dict(batch=2, grid=(16, 22, 38)),  # 1216x704x121
+        sample=dict(height=704, width=1216, frames=121, steps=20, guidance_scale=3.0),
+        vae_decode=dict(batch=1, grid=(16, 22, 38)),
+        upsample=dict(batch=1, grid=(16, 11, 19)),  # the multi-scale first pass's latents (x2 -> 22x38)
+    ),
+}
+
+MEASUREMENTS = ("step", "sample", "vae_decode", "upsample", "e2e")
+IMPLS = ("ours", "reference", "diffusers")
+
+
+def get(name: str) -> dict:
+    return copy.deepcopy(CONFIGS[name])

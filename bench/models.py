@@ -1,0 +1,338 @@
+"""Model triples (ours, the official `ltx_video` model, diffusers) sharing one set of random weights, and the
+measured callables. Weights are drawn once (seeded, on the target device and dtype) into the official model and
+loaded into the other two with `assign=True`, so the implementations share the same tensors in memory; diffusers
+gets them renamed by its own single-file converters."""
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+
+from ltx_core.loader.diffusers_format import transformer_config_from_diffusers, vae_config_from_diffusers
+
+from . import configs
+
+UNUSED_VAE_STATISTICS = ("channel", "mean-of-stds", "mean-of-stds_over_std-of-means")
+
+
+def _gen(device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(0)
+
+
+def _randn(shape, gen, device, dtype, scale=1.0, offset=0.0):
+    t = torch.randn(shape, generator=gen, device=device, dtype=torch.float32)
+    return (t.mul_(scale).add_(offset)).to(dtype)
+
+
+def _check_materialised(model, what):
+    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if left:
+        raise RuntimeError(f"{what}: tensors left on the meta device: {left[:5]}")
+
+
+def _wanted(impls, name):
+    return impls is None or name in impls
+
+
+# ------------------------------------------------------------------------------------------------ transformer
+
+
+def transformers(cfg: dict, device, dtype, impls=None) -> dict:
+    from ltx_video.models.transformers.transformer3d import Transformer3DModel
+
+    from ltx_core.model.transformer import Transformer3D, TransformerConfig
+
+    d_cfg = cfg["transformer"]
+    official_cfg = transformer_config_from_diffusers(d_cfg)
+    with torch.device("meta"):
+        ref = Transformer3DModel(**{k: v for k, v in official_cfg.items() if not k.startswith("_")})
+    gen = _gen(device)
+    sd = {}
+    for name, p in ref.named_parameters():  # scales as tests/tiny_transformer.py: activations stay O(1)
+        if name.endswith("scale_shift_table"):
+            sd[name] = _randn(p.shape, gen, device, dtype, 0.2)
+        elif p.ndim == 2:
+            sd[name] = _randn(p.shape, gen, device, dtype, 1 / math.sqrt(p.shape[1]))
+        elif name.endswith("norm.weight"):
+            sd[name] = _randn(p.shape, gen, device, dtype, 0.1, 1.0)
+        else:
+            sd[name] = _randn(p.shape, gen, device, dtype, 0.1)
+    out = {}
+    if _wanted(impls, "reference"):
+        ref.load_state_dict(sd, strict=True, assign=True)
+        _check_materialised(ref, "reference transformer")
+        out["reference"] = ref.eval()
+    if _wanted(impls, "ours"):
+        with torch.device("meta"):
+            ours = Transformer3D(TransformerConfig.from_dict(official_cfg))
+        ours.load_state_dict(sd, strict=True, assign=True)
+        out["ours"] = ours.eval()
+    if _wanted(impls, "diffusers"):
+        from diffusers import LTXVideoTransformer3DModel
+        from diffusers.loaders.single_file_utils import convert_ltx_transformer_checkpoint_to_diffusers
+
+        d_sd = convert_ltx_transformer_checkpoint_to_diffusers({"model.diffusion_model." + k: v for k, v in sd.items()})
+        with torch.device("meta"):
+            d = LTXVideoTransformer3DModel.from_config({k: v for k, v in d_cfg.items() if not k.startswith("_")})
+        d.load_state_dict(d_sd, strict=True, assign=True)
+        _check_materialised(d, "diffusers transformer")
+        out["diffusers"] = d.eval()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ VAE
+
+
+def vaes(cfg: dict, device, dtype, impls=None) -> dict:
+    from ltx_video.models.autoencoders.causal_video_autoencoder import CausalVideoAutoencoder
+
+    from ltx_core.model.video_vae import VideoVAE, VideoVAEConfig
+
+    d_cfg = cfg["vae"]
+    official_cfg = vae_config_from_diffusers(d_cfg)
+    with torch.device("meta"):
+        ref = CausalVideoAutoencoder.from_config(json.loads(json.dumps(official_cfg)))
+    gen = _gen(device)
+    sd = {}
+    for name, p in ref.named_parameters():  # scales as tests/tiny_vae.py
+        leaf = name.rsplit(".", 1)[-1]
+        if name == "decoder.timestep_scale_multiplier":
+            sd[name] = _randn(p.shape, gen, device, dtype, 300.0, 1000.0)
+        elif leaf == "weight" and p.ndim >= 2:
+            sd[name] = _randn(p.shape, gen, device, dtype, 1 / math.sqrt(p[0].numel()))
+        elif leaf == "weight":
+            sd[name] = _randn(p.shape, gen, device, dtype, 0.2, 1.0)
+        elif leaf.startswith("per_channel_scale"):
+            sd[name] = _randn(p.shape, gen, device, dtype, 0.5)
+        else:
+            sd[name] = _randn(p.shape, gen, device, dtype, 0.2)
+    c = official_cfg["latent_channels"]
+    std = (0.5 + torch.rand(c, generator=gen, device=device)).to(dtype)
+    mean = (0.3 * torch.randn(c, generator=gen, device=device)).to(dtype)
+    stats = {"channel": torch.arange(c, device=device, dtype=dtype), "mean-of-means": mean, "mean-of-stds": std,
+             "mean-of-stds_over_std-of-means": torch.ones_like(std), "std-of-means": std}
+    file_sd = dict(sd, **{f"per_channel_statistics.{k}": v for k, v in stats.items()})
+    out = {}
+    if _wanted(impls, "reference"):
+        ref = ref.to_empty(device=device).to(dtype)
+        ref.load_state_dict(file_sd)  # the official loader takes the statistics out of the file
+        out["reference"] = ref.eval()
+    if _wanted(impls, "ours"):
+        with torch.device("meta"):
+            ours = VideoVAE(VideoVAEConfig.from_dict(official_cfg))
+        ours.load_state_dict({k: v for k, v in file_sd.items() if k.rsplit(".", 1)[-1] not in UNUSED_VAE_STATISTICS},
+                             strict=True, assign=True)
+        out["ours"] = ours.eval()
+    if _wanted(impls, "diffusers"):
+        from diffusers import AutoencoderKLLTXVideo
+        from diffusers.loaders.single_file_utils import convert_ltx_vae_checkpoint_to_diffusers
+
+        state = {"vae." + k: v for k, v in file_sd.items()}
+        # diffusers picks its 0.9.5 renames when encoder.conv_out has 2048 inputs; a narrower model shows it a
+        # zero-size tensor of that shape and gets the real one back (as tests/test_diffusers_format.py does).
+        real = state["vae.encoder.conv_out.conv.weight"]
+        state["vae.encoder.conv_out.conv.weight"] = real.new_empty((real.shape[0], 2048, 0, 0, 0))
+        d_sd = convert_ltx_vae_checkpoint_to_diffusers(state)
+        d_sd["encoder.conv_out.conv.weight"] = real
+        with torch.device("meta"):
+            d = AutoencoderKLLTXVideo.from_config({k: v for k, v in d_cfg.items() if not k.startswith("_")})
+        d.load_state_dict(d_sd, strict=True, assign=True)
+        _check_materialised(d, "diffusers VAE")
+        out["diffusers"] = d.eval()
+    return out, stats
+
+
+def upsamplers(cfg: dict, device, dtype, impls=None) -> dict:
+    from ltx_video.models.autoencoders.latent_upsampler import LatentUpsampler as Reference
+
+    from ltx_core.model.upsampler import LatentUpsampler, UpsamplerConfig
+
+    ucfg = cfg["upsampler"]
+    with torch.device("meta"):
+        ref = Reference(**ucfg)
+    gen = _gen(device)
+    sd = {}
+    for name, p in ref.named_parameters():  # as tests/tiny_upsampler.py
+        if "norm" in name:
+            sd[name] = _randn(p.shape, gen, device, dtype, 0.2, 1.0 if name.endswith("weight") else 0.0)
+        else:
+            sd[name] = _randn(p.shape, gen, device, dtype, 1 / math.sqrt(p[0].numel()))
+    out = {}
+    if _wanted(impls, "reference"):
+        ref.load_state_dict(sd, strict=True, assign=True)
+        _check_materialised(ref, "reference upsampler")
+        out["reference"] = ref.eval()
+    if _wanted(impls, "ours"):
+        with torch.device("meta"):
+            ours = LatentUpsampler(UpsamplerConfig(**ucfg))
+        ours.load_state_dict(sd, strict=True, assign=True)
+        out["ours"] = ours.eval()
+    if _wanted(impls, "diffusers"):
+        from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+        with torch.device("meta"):
+            d = LTXLatentUpsamplerModel(**ucfg)
+        d.load_state_dict(sd, strict=True, assign=True)
+        _check_materialised(d, "diffusers upsampler")
+        out["diffusers"] = d.eval()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def text(cfg: dict, batch: int, device, dtype, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    length, valid = cfg["text_len"], cfg["text_valid"]
+    emb = torch.randn(batch, length, cfg["transformer"]["caption_channels"], generator=g).to(device, dtype)
+    mask = torch.zeros(batch, length, dtype=torch.long)
+    mask[:, :valid] = 1
+    return emb, mask.to(device)
+
+
+def token_coords(batch, grid, frame_rate, causal, device):
+    from ltx_core.model.transformer import video_token_coords
+
+    return video_token_coords(batch, *grid, frame_rate, causal, device)
+
+
+# ------------------------------------------------------------------------------------------------ measured callables
+
+
+def build(measure: str, cfg: dict, impls) -> dict:
+    """{impl: zero-argument callable returning the output}, for the impls that exist for `measure`."""
+    device = torch.device(cfg["device"])
+    dtype = getattr(torch, cfg["dtype"])
+    return globals()["_build_" + measure](cfg, device, dtype, impls)
+
+
+def _build_step(cfg, device, dtype, impls):
+    models = transformers(cfg, device, dtype, impls)
+    batch, grid = cfg["step"]["batch"], cfg["step"]["grid"]
+    g = torch.Generator().manual_seed(2)
+    n = math.prod(grid)
+    tokens = torch.randn(batch, n, 128, generator=g).to(device, dtype)
+    context, mask = text(cfg, batch, device, dtype)
+    t = torch.full((batch,), 0.7, device=device)
+    any_model = next(iter(models.values()))
+    causal = transformer_config_from_diffusers(cfg["transformer"])["causal_temporal_positioning"]
+    coords = token_coords(batch, grid, 25.0, causal, device)
+    fns = {}
+    if "ours" in models:
+        m = models["ours"]
+        fns["ours"] = lambda: m.forward_tokens(tokens, coords, t, context, mask)
+    if "reference" in models:
+        r = models["reference"]
+        fns["reference"] = lambda: r(tokens, indices_grid=coords, encoder_hidden_states=context,
+                                     timestep=t.reshape(batch, 1), encoder_attention_mask=mask, return_dict=False)[0]
+    if "diffusers" in models:
+        d = models["diffusers"]
+        # diffusers takes the official positions as video_coords and a timestep already scaled by 1000
+        fns["diffusers"] = lambda: d(tokens, context, t * 1000, mask, video_coords=coords, return_dict=False)[0]
+    del any_model
+    return fns
+
+
+def _build_vae_decode(cfg, device, dtype, impls):
+    from ltx_video.models.autoencoders.vae_encode import vae_decode
+
+    models, stats = vaes(cfg, device, dtype, impls)
+    b, grid = cfg["vae_decode"]["batch"], cfg["vae_decode"]["grid"]
+    g = torch.Generator().manual_seed(3)
+    latent = torch.randn(b, 128, *grid, generator=g).to(device, dtype)
+    ts = torch.full((b,), 0.05, device=device)
+    fns = {}
+    if "ours" in models:
+        m = models["ours"]
+        fns["ours"] = lambda: m.decode(latent, timestep=ts, generator=torch.Generator(device).manual_seed(0))
+    if "reference" in models:
+        r = models["reference"]
+        fns["reference"] = lambda: vae_decode(latent, r, is_video=True, vae_per_channel_normalize=True, timestep=ts)
+    if "diffusers" in models:
+        d = models["diffusers"]
+        raw = latent * stats["std-of-means"].view(1, -1, 1, 1, 1) + stats["mean-of-means"].view(1, -1, 1, 1, 1)
+        fns["diffusers"] = lambda: d.decode(raw, temb=ts, return_dict=False)[0]
+    return fns
+
+
+def _build_upsample(cfg, device, dtype, impls):
+    models = upsamplers(cfg, device, dtype, impls)
+    b, grid = cfg["upsample"]["batch"], cfg["upsample"]["grid"]
+    x = torch.randn(b, 128, *grid, generator=torch.Generator().manual_seed(4)).to(device, dtype)
+    return {name: (lambda m=m: m(x)) for name, m in models.items()}
+
+
+def _pipelines(cfg, device, dtype, impls, output_video):
+    from ltx_core.pipelines import PipelineConfig, generate
+
+    s = cfg["sample"]
+    tr = transformers(cfg, device, dtype, impls)
+    vae, _ = vaes(cfg, device, dtype, impls)
+    pos, pm = text(cfg, 1, device, dtype, seed=1)
+    neg, nm = text(cfg, 1, device, dtype, seed=2)
+    nm[:, 5:] = 0
+    precision = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[cfg["dtype"]]
+    yaml = dict(pipeline_type="base", guidance_scale=s["guidance_scale"], stg_scale=0, rescaling_scale=1,
+                skip_block_list=[], num_inference_steps=s["steps"], stg_mode="attention_values", decode_timestep=0.05,
+                decode_noise_scale=0.025, precision=precision, sampler="from_checkpoint", stochastic_sampling=False)
+    common = dict(height=s["height"], width=s["width"], num_frames=s["frames"], frame_rate=25.0)
+    fns = {}
+    if "ours" in tr:
+        t_ours, v_ours, pc = tr["ours"], vae["ours"], PipelineConfig.from_dict(yaml)
+        out = "video" if output_video else "latents"
+
+        def run_ours():
+            res = generate(t_ours, v_ours, pc, pos, pm, neg, nm, seed=1234, scheduler_config=configs.SCHEDULER,
+                           output=out, **common)
+            return res.video if output_video else res.latents
+
+        fns["ours"] = run_ours
+    if "reference" in tr:
+        from ltx_video.models.transformers.symmetric_patchifier import SymmetricPatchifier
+        from ltx_video.pipelines.pipeline_ltx_video import LTXVideoPipeline
+        from ltx_video.schedulers.rf import RectifiedFlowScheduler
+        from ltx_video.utils.skip_layer_strategy import SkipLayerStrategy
+
+        pipe = LTXVideoPipeline(
+            tokenizer=None, text_encoder=None, vae=vae["reference"], transformer=tr["reference"],
+            scheduler=RectifiedFlowScheduler.from_config(dict(configs.SCHEDULER)),
+            patchifier=SymmetricPatchifier(patch_size=1), prompt_enhancer_image_caption_model=None,
+            prompt_enhancer_image_caption_processor=None, prompt_enhancer_llm_model=None,
+            prompt_enhancer_llm_tokenizer=None)
+        pipe.set_progress_bar_config(disable=True)
+        kw = {k: v for k, v in yaml.items() if k not in ("pipeline_type", "precision", "sampler", "stg_mode")}
+
+        def run_ref():
+            return pipe(**kw, **common, skip_layer_strategy=SkipLayerStrategy.AttentionValues,
+                        generator=torch.Generator(device).manual_seed(1234),
+                        output_type="pt" if output_video else "latent", prompt=None, negative_prompt=None,
+                        prompt_embeds=pos, prompt_attention_mask=pm, negative_prompt_embeds=neg,
+                        negative_prompt_attention_mask=nm, conditioning_items=None, is_video=True,
+                        vae_per_channel_normalize=True, image_cond_noise_scale=0.15, mixed_precision=False).images
+
+        fns["reference"] = run_ref
+    if "diffusers" in tr:
+        from diffusers import FlowMatchEulerDiscreteScheduler, LTXPipeline
+
+        dpipe = LTXPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**configs.DIFFUSERS_SCHEDULER),
+                            vae=vae["diffusers"], text_encoder=None, tokenizer=None, transformer=tr["diffusers"])
+        dpipe.set_progress_bar_config(disable=True)
+
+        def run_diffusers():
+            return dpipe(prompt_embeds=pos, prompt_attention_mask=pm, negative_prompt_embeds=neg,
+                         negative_prompt_attention_mask=nm, num_inference_steps=s["steps"],
+                         guidance_scale=s["guidance_scale"], generator=torch.Generator(device).manual_seed(1234),
+                         decode_timestep=0.05, decode_noise_scale=0.025, max_sequence_length=cfg["text_len"],
+                         output_type="pt" if output_video else "latent", return_dict=False, **common)[0]
+
+        fns["diffusers"] = run_diffusers
+    return fns
+
+
+def _build_sample(cfg, device, dtype, impls):
+    return _pipelines(cfg, device, dtype, impls, output_video=False)
+
+
+def _build_e2e(cfg, device, dtype, impls):
+    return _pipelines(cfg, device, dtype, impls, output_video=True)
