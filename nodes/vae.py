@@ -9,7 +9,7 @@ import torch
 from ..ltx_core.memory.estimate import choose_decode_tiling, vae_decode_bytes, vae_weight_bytes
 from ..ltx_core.model.video_vae import TilingConfig
 from ..ltx_core.pipelines.base import module_device_dtype, to_unit_range, tone_map
-from ..ltx_core.pipelines.multiscale import resize_video
+from ..ltx_core.conditioning.items import resize_media
 from ..ltx_core.sampling.noise import DECODE, derived_generator, randn
 from . import comfy_bridge as bridge
 from .common import (
@@ -143,7 +143,7 @@ class VAEDecode:
 
         target = latent_info(samples).get("target")
         if target:
-            video = resize_video(video, target["padded_height"], target["padded_width"])
+            video = resize_media(video, target["padded_height"], target["padded_width"])
             top = (target["padded_height"] - target["height"]) // 2
             left = (target["padded_width"] - target["width"]) // 2
             video = video[:, :, :target["num_frames"], top: top + target["height"], left: left + target["width"]]

@@ -81,8 +81,8 @@ def validate_items(items, num_frames: int, batch: int, requested_frames: int | N
 
 
 def resize_media(media: Tensor, height: int, width: int) -> Tensor:
-    """Bilinear (no corner alignment) per-frame resize of (B, 3, f, h, w) to (height, width), as the official
-    pipeline does when a pass runs at another size than the media (the first multi-scale pass)."""
+    """Bilinear (no corner alignment) per-frame resize of (B, C, f, h, w) to (height, width), as the official
+    pipeline resizes conditioning media for a pass at another size and the decoded video to the requested size."""
     if tuple(media.shape[-2:]) == (height, width):
         return media
     b, c, f, h, w = media.shape

@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ..conditioning.items import ConditioningItem, validate_items
+from ..conditioning.items import ConditioningItem, resize_media, validate_items
 from ..sampling.denoise import Cancelled
 from ..sampling.guidance import stg_strategy
 from ..sampling.noise import DECODE, STOCHASTIC, derived_generator, make_generator
@@ -26,7 +26,7 @@ from ..sampling.schedule import SchedulerConfig
 from .base import (PassContext, decode, encode_media, latent_shape, module_device_dtype, pass_timesteps, run_pass,
                    to_unit_range)
 from .config import PassConfig, PipelineConfig
-from .multiscale import adain, first_pass_size, resize_video, upsample_latents
+from .multiscale import adain, first_pass_size, upsample_latents
 
 __all__ = ["Cancelled", "ConditioningItem", "GenerationResult", "PassConfig", "PipelineConfig", "generate",
            "padded_size"]
@@ -230,7 +230,7 @@ def generate(
     last_cfg = passes[-1][0]
     video = to_unit_range(decode(vae, current, last_cfg, derived_generator(seed, DECODE)))
     if cfg.is_multiscale:
-        video = resize_video(video, hp, wp)
+        video = resize_media(video, hp, wp)
     top, left = (hp - height) // 2, (wp - width) // 2
     video = video[:, :, :num_frames, top: top + height, left: left + width].contiguous()
     return GenerationResult(video, current)

@@ -3,7 +3,6 @@ size (reference notes A4, "Multi-scale")."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..model.transformer.coords import VAE_SCALE_FACTORS
@@ -48,13 +47,3 @@ def adain(latents: Tensor, reference: Tensor) -> Tensor:
     r_std, r_mean = torch.std_mean(reference, dim=dims, keepdim=True)
     i_std, i_mean = torch.std_mean(latents, dim=dims, keepdim=True)
     return (latents - i_mean) / i_std * r_std + r_mean
-
-
-def resize_video(video: Tensor, height: int, width: int) -> Tensor:
-    """Bilinear per-frame resize of (B, C, F, h, w) pixels."""
-    if tuple(video.shape[-2:]) == (height, width):
-        return video
-    b, c, f, h, w = video.shape
-    flat = video.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
-    flat = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False)
-    return flat.reshape(b, f, c, height, width).permute(0, 2, 1, 3, 4)
