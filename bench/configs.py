@@ -21,6 +21,12 @@ def vae_095(b: int) -> dict:
     )
 
 
+def spatial_upsampler(mid_channels: int) -> dict:
+    """The released spatial x2 latent upsampler's structure (mid width 512 in the real files)."""
+    return dict(in_channels=128, mid_channels=mid_channels, num_blocks_per_stage=4, dims=3, spatial_upsample=True,
+                temporal_upsample=False)
+
+
 def transformer(num_layers: int, heads: int, head_dim: int, cross_dim: int) -> dict:
     return dict(
         _class_name="LTXVideoTransformer3DModel", in_channels=128, out_channels=128, patch_size=1, patch_size_t=1,
@@ -40,8 +46,7 @@ CONFIGS = {
         device="cpu", dtype="float32",
         transformer=transformer(num_layers=4, heads=8, head_dim=64, cross_dim=512),
         vae=vae_095(32),
-        upsampler=dict(in_channels=128, mid_channels=128, num_blocks_per_stage=4, dims=3, spatial_upsample=True,
-                       temporal_upsample=False),
+        upsampler=spatial_upsampler(128),
         text_len=128, text_valid=40,
         # transformer step: batch 2 (a CFG pair), latent grid (F, H, W)
         step=dict(batch=2, grid=(3, 16, 16)),
@@ -54,8 +59,7 @@ CONFIGS = {
         device="cuda", dtype="bfloat16",
         transformer=transformer(num_layers=28, heads=32, head_dim=64, cross_dim=2048),
         vae=vae_095(128),
-        upsampler=dict(in_channels=128, mid_channels=512, num_blocks_per_stage=4, dims=3, spatial_upsample=True,
-                       temporal_upsample=False),
+        upsampler=spatial_upsampler(512),
         text_len=128, text_valid=40,
         step=dict(batch=2, grid=(16, 16, 24)),  # 768x512x121
         sample=dict(height=512, width=768, frames=121, steps=20, guidance_scale=3.0),
@@ -66,8 +70,7 @@ CONFIGS = {
         device="cuda", dtype="bfloat16",
         transformer=transformer(num_layers=48, heads=32, head_dim=128, cross_dim=4096),
         vae=vae_095(128),
-        upsampler=dict(in_channels=128, mid_channels=512, num_blocks_per_stage=4, dims=3, spatial_upsample=True,
-                       temporal_upsample=False),
+        upsampler=spatial_upsampler(512),
         text_len=128, text_valid=40,
         step=dict(batch=2, grid=(16, 22, 38)),  # 1216x704x121
         sample=dict(height=704, width=1216, frames=121, steps=20, guidance_scale=3.0),
