@@ -67,6 +67,8 @@ def transformers(cfg: dict, device, dtype, impls=None) -> dict:
         with torch.device("meta"):
             ours = Transformer3D(TransformerConfig.from_dict(official_cfg))
         ours.load_state_dict(sd, strict=True, assign=True)
+        if cfg.get("compile"):
+            ours.compile_blocks()  # compiled on the first (warm-up) call
         out["ours"] = ours.eval()
     if _wanted(impls, "diffusers"):
         from diffusers import LTXVideoTransformer3DModel
@@ -167,6 +169,8 @@ def upsamplers(cfg: dict, device, dtype, impls=None) -> dict:
         with torch.device("meta"):
             ours = LatentUpsampler(UpsamplerConfig(**ucfg))
         ours.load_state_dict(sd, strict=True, assign=True)
+        if cfg.get("compile"):
+            ours.compile_blocks()  # compiled on the first (warm-up) call
         out["ours"] = ours.eval()
     if _wanted(impls, "diffusers"):
         from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
@@ -220,8 +224,12 @@ def _build_step(cfg, device, dtype, impls):
     coords = token_coords(batch, grid, 25.0, causal, device)
     fns = {}
     if "ours" in models:
+        from ltx_core.model.transformer.model import trim_text_padding
+
         m = models["ours"]
-        fns["ours"] = lambda: m.forward_tokens(tokens, coords, t, context, mask)
+        # As ours' sampler passes the text: trailing padding dropped once per generation (exact; see the function).
+        ((ctx, ctx_mask),) = trim_text_padding(context, mask)
+        fns["ours"] = lambda: m.forward_tokens(tokens, coords, t, ctx, ctx_mask)
     if "reference" in models:
         r = models["reference"]
         fns["reference"] = lambda: r(tokens, indices_grid=coords, encoder_hidden_states=context,

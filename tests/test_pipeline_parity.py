@@ -117,6 +117,22 @@ def test_t2v_schedule_kinds(scheduler):
     assert pf.rel_l2(res.latents, ref) < TOL
 
 
+def test_t5_length_padding_is_trimmed_without_changing_the_result(monkeypatch):
+    """T5 pads prompts to 128+ tokens; ours drops the padding every row masks before sampling (exact), the
+    reference attends over all of it."""
+    pos, pm, neg, nm = pf.text()
+    padded = [torch.cat([t, torch.randn(t.shape[0], 100, *t.shape[2:])], dim=1) for t in (pos, neg)]
+    masks = [torch.cat([m, torch.zeros(m.shape[0], 100, dtype=m.dtype)], dim=1) for m in (pm, nm)]
+    text = (padded[0], masks[0], padded[1], masks[1])
+    _, tr = pf.transformer_pair("2b", False)  # the instance run_ours uses (lru_cache keys on the arguments as given)
+    seen = []
+    forward = tr.forward_tokens
+    monkeypatch.setattr(tr, "forward_tokens", lambda *a, **k: seen.append(a[3].shape[1]) or forward(*a, **k))
+    res = run_ours(DEV_2B, text=text)
+    assert set(seen) == {16}  # 9 valid prompt tokens, aligned to 8
+    assert pf.rel_l2(res.latents, run_reference(DEV_2B, text=text)) < TOL
+
+
 @pytest.mark.parametrize("mode", ["attention_values", "attention_skip", "residual", "transformer_block"])
 def test_2b_dev_recipe_each_stg_mode(mode):
     y = dict(DEV_2B, stg_mode=mode, num_inference_steps=3)

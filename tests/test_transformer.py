@@ -119,6 +119,72 @@ def test_forward_tokens_with_extra_tokens(family):
     assert rel_err(got, expected) <= PARITY
 
 
+@torch.no_grad()
+def test_stg_blending_every_layer_is_exact(monkeypatch):
+    """A skip mask on a GPU is not read back (no host sync): every layer then blends, unperturbed ones with a mask
+    of ones, which must give exactly what skipping the blend gives."""
+    import ltx_core.model.transformer.model as model_module
+
+    _, ours = pair("2b", False)
+    latents, timestep, context, mask = inputs(per_token=False)
+    skip_mask = torch.ones(ours.config.num_layers, B)
+    skip_mask[0, 1] = 0
+    for strategy in ("attention_values", "attention_skip", "transformer_block"):
+        selective = ours(latents, timestep, context, mask, FRAME_RATE, skip_mask, strategy)
+        with monkeypatch.context() as m:
+            m.setattr(model_module, "_perturbed_layers", lambda sm: [True] * sm.shape[0])
+            everywhere = ours(latents, timestep, context, mask, FRAME_RATE, skip_mask, strategy)
+        assert torch.equal(everywhere, selective), strategy
+
+
+def _text(lengths, total, gen):
+    context = torch.randn(len(lengths), total, 32, generator=gen)
+    mask = torch.zeros(len(lengths), total, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1
+    return context, mask
+
+
+@torch.no_grad()
+def test_trimmed_text_padding_gives_the_same_velocity():
+    """The sampler drops text padding that every row masks (once per generation): the numbers do not change."""
+    from ltx_core.model.transformer.model import TEXT_ALIGN, trim_text_padding
+
+    _, ours = pair("2b", False)
+    gen = torch.Generator().manual_seed(3)
+    latents, timestep, _, _ = inputs(per_token=True)
+    context, mask = _text([11, 3], 40, gen)
+    mask[1, 7] = 1  # not a prefix: a valid position after padding
+    full = ours(latents, timestep, context, mask, FRAME_RATE)
+    ((ctx, ctx_mask),) = trim_text_padding(context, mask)
+    assert ctx.shape[1] == 16 and ctx.shape[1] % TEXT_ALIGN == 0 and torch.equal(ctx_mask, mask[:, :16])
+    assert rel_err(ours(latents, timestep, ctx, ctx_mask, FRAME_RATE), full) <= 1e-6
+
+    # Equal lengths on an aligned boundary: nothing left to mask, so no mask at all.
+    context, mask = _text([16, 16], 40, gen)
+    ((ctx, ctx_mask),) = trim_text_padding(context, mask)
+    assert ctx.shape[1] == 16 and ctx_mask is None
+    assert rel_err(ours(latents, timestep, ctx, None, FRAME_RATE), ours(latents, timestep, context, mask, FRAME_RATE)) <= 1e-6
+
+    # Pairs are trimmed to one common length (they are stacked into one batch).
+    pos, pos_mask = _text([5], 40, gen)
+    neg, neg_mask = _text([20], 40, gen)
+    (p, pm), (n, nm) = trim_text_padding(pos, pos_mask, (neg, neg_mask))
+    assert p.shape[1] == n.shape[1] == 24 and pm.sum() == 5 and nm.sum() == 20
+
+
+def test_text_rows_without_any_token_are_not_trimmed():
+    """A row with no valid token attends to every padded key equally, so its padding is not removable."""
+    from ltx_core.model.transformer.model import trim_text_padding
+
+    gen = torch.Generator().manual_seed(4)
+    context, mask = _text([9, 0], 40, gen)
+    ((ctx, ctx_mask),) = trim_text_padding(context, mask)
+    assert ctx is context and ctx_mask is mask
+    ((ctx, ctx_mask),) = trim_text_padding(context, None)
+    assert ctx is context and ctx_mask is None
+
+
 @pytest.mark.parametrize("family", ["2b", "13b"])
 def test_full_config_on_meta(family):
     cfg = tt.full_config(family)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..conditioning.tokens import TokenState
+from ..model.transformer.model import trim_text_padding
 from .guidance import NEGATIVE, GuidanceStep, combine, skip_layer_mask
 from .noise import randn
 from .schedule import T_EPS, euler_step
@@ -56,6 +57,9 @@ def denoise(
     coords = state.model_coords(frame_rate).to(device)
     timesteps = timesteps.to(device=device, dtype=torch.float32)
     num_layers = len(model.transformer_blocks)
+    (context, context_mask), (negative_context, negative_mask) = trim_text_padding(
+        context, context_mask, (negative_context, negative_mask)
+    )
     rows_of = {"negative": (negative_context, negative_mask), "positive": (context, context_mask),
                "perturbed": (context, context_mask)}
     hard = None if mask is None else (mask > 1.0 - HARD_EPS).unsqueeze(-1)
@@ -77,7 +81,7 @@ def denoise(
         if mask is not None:
             ts = torch.minimum(ts, 1.0 - torch.cat([mask] * n))
         ctx = torch.cat([rows_of[c][0] for c in conds])
-        ctx_mask = torch.cat([rows_of[c][1] for c in conds])
+        ctx_mask = _cat_masks([rows_of[c] for c in conds])
         with autocast:
             pred = model.forward_tokens(
                 model_in,
@@ -85,7 +89,7 @@ def denoise(
                 ts,
                 ctx,
                 ctx_mask,
-                skip_layer_mask(step, num_layers, batch, device),
+                skip_layer_mask(step, num_layers, batch),  # on the CPU: see Transformer3D._layer_skips
                 skip_layer_strategy,
             )
         velocity = combine(pred.to(tokens.dtype), step, batch)
@@ -102,3 +106,10 @@ def denoise(
 
 def uses_negative(steps: Sequence[GuidanceStep]) -> bool:
     return any(NEGATIVE in s.conditions for s in steps)
+
+
+def _cat_masks(rows: list[tuple[Tensor, Tensor | None]]) -> Tensor | None:
+    """The text masks of the rows stacked; None when no row masks anything (trimming removed all padding)."""
+    if all(m is None for _, m in rows):
+        return None
+    return torch.cat([torch.ones(c.shape[:2], device=c.device, dtype=torch.long) if m is None else m for c, m in rows])

@@ -11,9 +11,14 @@ QK_NORM_EPS = 1e-5
 
 
 def plain_cpu(x: Tensor) -> bool:
-    """Full-precision CPU arithmetic outside autocast: where the CPU-specific fast paths apply. Elsewhere
-    (CUDA's fused kernels, reduced precision, autocast's dtype rules) the plain torch ops are used as is."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu")
+    """Full-precision eager CPU arithmetic outside autocast: where the CPU-specific fast paths apply. Elsewhere
+    (CUDA's fused kernels, reduced precision, autocast's dtype rules, torch.compile) the plain ops are used as is."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()  # a compiler fuses the plain ops itself
+    )
 
 
 def _fast_rms(x: Tensor) -> bool:

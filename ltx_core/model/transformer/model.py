@@ -14,6 +14,33 @@ from .stg import SkipLayerStrategy
 OUTPUT_NORM_EPS = 1e-6
 # Additive attention bias for padded text positions (not -inf: a row with no valid key stays finite).
 MASKED_BIAS = -10000.0
+# Text kept after trimming is a multiple of this many tokens: CUDA's memory-efficient attention pads a mask whose
+# key length is not aligned, and that padded copy is materialised at full (B, heads, queries, keys) size.
+TEXT_ALIGN = 8
+
+
+def trim_text_padding(
+    context: Tensor, mask: Tensor | None, *more: tuple[Tensor, Tensor | None]
+) -> tuple[tuple[Tensor, Tensor | None], ...]:
+    """Drop the trailing text positions that every row masks out, from (context, mask) pairs of equal length L.
+
+    Exact: a masked key scores MASKED_BIAS below the others, and exp(-10000) is 0 in every float format, so such
+    keys contribute nothing; cross-attention cost and the caption projection shrink with the kept length (T5
+    pads to 128 or 256 tokens; prompts are mostly far shorter). A mask that keeps every kept position becomes
+    None, which lets attention use its unmasked kernels. Rows with no valid token at all attend uniformly to
+    every padded key, so then nothing is trimmed. One host sync: call once per generation, not per step."""
+    pairs = ((context, mask), *more)
+    masks = [m for _, m in pairs if m is not None]
+    if not masks:
+        return pairs
+    length = context.shape[1]
+    valid = torch.cat([m.reshape(-1, length) for m in masks]) != 0
+    if not bool(valid.any(dim=1).all()):
+        return pairs
+    last = int(valid.any(dim=0).nonzero().max()) + 1
+    keep = min(length, -(-last // TEXT_ALIGN) * TEXT_ALIGN)
+    all_valid = bool(valid[:, :keep].all())
+    return tuple((c[:, :keep], None if m is None or all_valid else m[:, :keep]) for c, m in pairs)
 
 
 class Transformer3D(nn.Module):
@@ -31,11 +58,20 @@ class Transformer3D(nn.Module):
         self.transformer_blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_layers))
         self.scale_shift_table = nn.Parameter(torch.zeros(2, dim))
         self.proj_out = Linear(dim, config.out_channels)
+        self.blocks_compiled = False
 
     @property
     def compute_dtype(self) -> torch.dtype:
         """Linear weights may be stored in fp8; the tables never are, and set the arithmetic dtype."""
         return self.scale_shift_table.dtype
+
+    def compile_blocks(self, **options) -> None:
+        """torch.compile every block in place (`options` go to torch.compile). Regional compilation: the blocks
+        share one code path, so one graph serves all of them and compiles in seconds, not the whole model's
+        minutes; the per-step inputs keep their shapes and types across steps, so sampling does not recompile."""
+        for block in self.transformer_blocks:
+            block.forward = torch.compile(block.forward, **options)
+        self.blocks_compiled = True
 
     def forward(
         self,
@@ -95,7 +131,8 @@ class Transformer3D(nn.Module):
         bias = None
         if context_mask is not None:
             bias = ((1 - context_mask.to(dtype)) * MASKED_BIAS).view(b, 1, 1, -1)
-        rope = rope_cos_sin(coords, cfg.inner_dim, cfg.positional_embedding_theta, cfg.positional_embedding_max_pos, dtype)
+        rope = rope_cos_sin(coords, cfg.inner_dim, cfg.positional_embedding_theta, cfg.positional_embedding_max_pos,
+                            dtype, complex_ok=not self.blocks_compiled)
 
         skips = self._layer_skips(skip_layer_mask, skip_layer_strategy, b, x.device, dtype)
         for block, skip in zip(self.transformer_blocks, skips):
@@ -120,8 +157,15 @@ class Transformer3D(nn.Module):
             return [None] * layers
         if tuple(mask.shape) != (layers, batch):
             raise ValueError(f"skip_layer_mask must be (num_layers, batch) = {(layers, batch)}, got {tuple(mask.shape)}")
-        # Blending with a mask of ones returns the unperturbed values exactly, so such layers skip the
-        # blend; finding them costs one tiny device-to-host copy per forward.
-        perturbed = (mask != 1).any(dim=1).tolist()
-        keep = mask.to(device=device, dtype=dtype)
+        perturbed = _perturbed_layers(mask)
+        keep = mask.to(device=device, dtype=dtype, non_blocking=True)
         return [(strategy, keep[i].view(batch, 1, 1)) if perturbed[i] else None for i in range(layers)]
+
+
+def _perturbed_layers(mask: Tensor) -> list[bool]:
+    """Per layer, whether the (num_layers, B) skip mask perturbs any row. Blending with a mask of ones returns
+    the unperturbed values exactly, so the other layers may skip the blend. Read from a CPU mask (the sampler
+    builds it there); reading a device mask would stall the host once per forward, so then every layer blends."""
+    if mask.device.type != "cpu":
+        return [True] * mask.shape[0]
+    return (mask != 1).any(dim=1).tolist()

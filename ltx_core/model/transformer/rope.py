@@ -19,13 +19,14 @@ class RopeTables(NamedTuple):
 
 
 def rope_cos_sin(
-    coords: Tensor, dim: int, theta: float, max_pos: tuple[int, int, int], dtype: torch.dtype
+    coords: Tensor, dim: int, theta: float, max_pos: tuple[int, int, int], dtype: torch.dtype, complex_ok: bool = True
 ) -> RopeTables:
     """Rotation tables for `apply_rope`.
 
     Each axis position is taken as a fraction of `max_pos`, mapped to [-1, 1] and multiplied by
     dim // 6 frequencies spaced geometrically from pi/2 to theta*pi/2; the three axes interleave.
     `dim` is rarely a multiple of 6 (2048 and 4096 are not): the leftover leading pairs do not rotate.
+    `complex_ok=False` keeps the tables real for every dtype (torch.compile generates no code for complex ops).
     """
     # Angles in float32 whatever the compute dtype: positions reach thousands of pixels and bf16
     # would quantise them far too coarsely.
@@ -38,7 +39,7 @@ def rope_cos_sin(
     still = (dim % 6) // 2
     angles = torch.cat([angles.new_zeros(*angles.shape[:2], still), angles], dim=-1)
     cos, sin = angles.cos(), angles.sin()
-    if dtype in _COMPLEX:
+    if complex_ok and dtype in _COMPLEX:
         return RopeTables(None, None, torch.complex(cos.to(dtype), sin.to(dtype)))
     return RopeTables(cos.unsqueeze(-1).to(dtype), torch.stack((-sin, sin), dim=-1).to(dtype))
 
