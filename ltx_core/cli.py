@@ -7,6 +7,7 @@ a failure prints one line on stderr and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -66,8 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num_frames", type=int, default=DEFAULT_NUM_FRAMES)
     g.add_argument("--frame_rate", type=float, default=DEFAULT_FRAME_RATE)
     g.add_argument("--offload_to_cpu", type=_bool, nargs="?", const=True, default=False,
-                   help="accepted for compatibility with inference.py; the text encoder is always freed before the "
-                        "transformer is loaded")
+                   help="keep the transformer in CPU memory and stream its blocks to the device one at a time "
+                        "(prefetched on a side stream): device memory for weights drops to the non-block weights "
+                        "plus two blocks. The text encoder is always freed before the transformer is loaded")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the transformer blocks (the first step pays the compilation)")
     g.add_argument("--input_media_path", default=None, help="video (or image) to modify (video-to-video)")
     g.add_argument("--image_cond_noise_scale", type=float, default=DEFAULT_IMAGE_COND_NOISE_SCALE)
     g.add_argument("--conditioning_media_paths", nargs="+", default=None, metavar="PATH",
@@ -314,6 +318,7 @@ def run_generation(a, prep):
 
     from . import load_checkpoint, load_text_encoder, load_upsampler
     from .loader.errors import ModelFileError
+    from .memory import stream_blocks
 
     try:
         from .pipelines import ConditioningItem, PipelineConfig, generate
@@ -335,7 +340,9 @@ def run_generation(a, prep):
             neg_embeds, neg_mask = te.encode([a.negative_prompt])
         del te  # freed before the transformer loads: peak memory is the larger of the two, not their sum
         _log(f"loading checkpoint {prep['checkpoint']}")
-        ck = load_checkpoint(str(prep["checkpoint"]), device=device, dtype=dtype)
+        ck = load_checkpoint(str(prep["checkpoint"]), device="cpu" if a.offload_to_cpu else device, dtype=dtype)
+        if a.offload_to_cpu:
+            ck.vae.to(device)
         upsampler = None
         if prep["upsampler"] is not None:
             _log(f"loading spatial upscaler {prep['upsampler']}")
@@ -346,7 +353,10 @@ def run_generation(a, prep):
 
     conditioning = [ConditioningItem(media=m, start_frame=s, strength=st) for m, s, st in prep["conditioning"]]
     scheduler_config = ck.config.get("scheduler")
-    with torch.no_grad():
+    if a.compile:
+        ck.transformer.compile_blocks()
+    streaming = stream_blocks(ck.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
+    with torch.no_grad(), streaming:
         res = generate(ck.transformer, ck.vae, pcfg, embeds, mask, neg_embeds, neg_mask,
                        height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate,
                        seed=a.seed, conditioning=conditioning, upsampler=upsampler,

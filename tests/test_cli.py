@@ -358,3 +358,33 @@ def test_generate_end_to_end(tiny_files, tmp_path):
     assert saved.shape == res.latents.shape
     assert torch.equal(saved, res.latents.detach().cpu().to(saved.dtype))
     assert res.video.shape[2:] == (f, h, w)
+
+
+def test_cli_compile_and_offload_give_the_same_latents(tiny_files, tmp_path, capsys, monkeypatch):
+    """--compile compiles the transformer blocks (here with dynamo's "eager" backend: the same tracing as inductor,
+    without its C++ build) and --offload_to_cpu streams them from CPU memory; neither changes the result."""
+    _real_generate()
+    from ltx_core.model.transformer import Transformer3D
+
+    compiled = []
+    original = Transformer3D.compile_blocks
+
+    def compile_blocks(self, **options):
+        compiled.append(self)
+        original(self, backend="eager", fullgraph=True)
+
+    monkeypatch.setattr(Transformer3D, "compile_blocks", compile_blocks)
+    base = ["generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", "32", "--width", "32", "--num_frames", "9", "--num_inference_steps", "2", "--device", "cpu",
+            "--dtype", "float32"]
+    latents = {}
+    for name, extra in {"plain": [], "compiled": ["--compile"], "offloaded": ["--offload_to_cpu"]}.items():
+        lat = tmp_path / f"{name}.safetensors"
+        rc = cli.main(base + extra + ["--output_path", str(tmp_path / f"{name}.mp4"), "--output_latents", str(lat)])
+        assert rc == 0, capsys.readouterr().err
+        latents[name] = load_file(str(lat))["latents"]
+    assert len(compiled) == 1
+    plain = latents["plain"]
+    assert torch.equal(latents["offloaded"], plain)
+    assert (latents["compiled"] - plain).norm() <= 1e-5 * plain.norm()

@@ -184,6 +184,19 @@ def test_text_to_video_matches_generate(models):
     torch.testing.assert_close(frames, ref.video[0].permute(1, 2, 3, 0))
 
 
+def test_compiled_checkpoint_samples_the_same(models, monkeypatch):
+    """The loader's `compile` option compiles the transformer blocks (dynamo's "eager" backend here: inductor's
+    tracing without its C++ build); the sampler's result is unchanged."""
+    tr_cls = type(models["model"].module)
+    original = tr_cls.compile_blocks
+    monkeypatch.setattr(tr_cls, "compile_blocks", lambda self, **_: original(self, backend="eager", fullgraph=True))
+    model, _ = run("LTXVStackCheckpointLoader", ckpt_name="tiny-ltxv.safetensors", weight_dtype="default",
+                   compile=True)
+    assert model.module.blocks_compiled and not models["model"].module.blocks_compiled
+    got = sample(models, model=model)["samples"]
+    torch.testing.assert_close(got, sample(models)["samples"], rtol=1e-5, atol=1e-6)
+
+
 def test_odd_size_is_cropped_back(models):
     latent = sample(models, width=70, height=40, num_frames=5, steps=2)
     assert latent["samples"].shape == (1, 128, 2, 2, 3)

@@ -33,8 +33,12 @@ def derived_generator(seed: int, purpose: str) -> torch.Generator:
 
 
 def randn(shape, generator: torch.Generator, device=None, dtype=torch.float32) -> Tensor:
-    """Standard normal noise drawn on the CPU in float32, then moved to `device`/`dtype`."""
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+    """Standard normal noise drawn on the CPU in float32, then moved to `device`/`dtype`. For a GPU it is drawn
+    into pinned memory and copied asynchronously: a copy from pageable memory would stall the host until the GPU
+    has caught up, once per step where noise is drawn every step."""
+    pinned = device is not None and torch.device(device).type == "cuda"
+    noise = torch.randn(tuple(shape), generator=generator, dtype=torch.float32, pin_memory=pinned)
+    return noise.to(device=device, dtype=dtype, non_blocking=pinned)
 
 
 def initial_noise(latent_shape, generator: torch.Generator, device=None, dtype=torch.float32) -> Tensor:

@@ -15,6 +15,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from .noise import randn
+
 SAMPLERS = ("Uniform", "LinearQuadratic", "Constant")
 SHIFTINGS = (None, "SD3", "SimpleDiffusion")
 
@@ -235,5 +237,5 @@ def euler_step(
     if not stochastic:
         return sample - dt * velocity
     x0 = sample - t_col * velocity
-    noise = torch.randn(sample.shape, generator=generator, dtype=torch.float32).to(sample.device, sample.dtype)
+    noise = randn(sample.shape, generator, sample.device, sample.dtype)
     return add_noise(x0, noise, t_col - dt)
