@@ -5,6 +5,8 @@ latents: schedule, CFG, Euler steps), vae_decode, upsample (latent upsampler), e
 All three implementations are built from one architecture description and share one set of seeded random
 weights (no checkpoint download); inputs, dtype and settings are equal. The sampling recipe is CFG 3 without
 STG (diffusers' LTXPipeline has no STG); diffusers samples with its own FlowMatch scheduler (same step count).
+Ours' step gets the text as ours' sampler hands it over: padding that every row masks dropped (an exact saving
+made once per generation; the reference and diffusers attend over all of it).
 
 Timing: one fresh subprocess per measurement builds every implementation, runs each --warmup times, then
 --repeats rounds, each round running every implementation once in a rotated order (interleaved A/B/C), and

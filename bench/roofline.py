@@ -86,6 +86,70 @@ def transformer_flops(arch: dict, batch: int, tokens: int, text_tokens: int, tim
                 total=linear + self_attention + cross_attention)
 
 
+def vae_decode_flops(arch: dict, grid: tuple[int, int, int], batch: int = 1, timestep: float = 0.05) -> int:
+    """Convolution and matmul FLOPs of one untiled VAE decode of a (F, H, W) latent grid, counted rather than
+    derived (the decoder has many block kinds per release): ltx_core's decoder runs on fake tensors (shapes only,
+    no arithmetic or memory) under torch's FLOP counter. `arch`: a diffusers-vocabulary VAE config."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ltx_core.loader.diffusers_format import vae_config_from_diffusers
+    from ltx_core.model.video_vae import VideoVAE, VideoVAEConfig
+
+    config = VideoVAEConfig.from_dict(vae_config_from_diffusers(arch))
+    with FakeTensorMode(), torch.no_grad():
+        vae = VideoVAE(config)  # FLOPs do not depend on the dtype
+        latents = torch.empty(batch, config.latent_channels, *grid)
+        with FlopCounterMode(display=False) as counter:
+            vae.decode(latents, timestep=timestep if config.timestep_conditioning else None)
+    return counter.get_total_flops()
+
+
+def memory_plan(config: str, budget_gb: float, cfg_batch: int = 2, text_tokens: int | None = None) -> dict:
+    """Estimated peak device memory (ltx_core.memory.estimate, the figures the nodes plan with, HEADROOM included)
+    of the config's sampling shape, bf16 compute: one transformer step with the weights resident in bf16, resident
+    in fp8, and fp8 with block streaming; the VAE decode untiled and with the tiling chosen for `budget_gb`."""
+    import torch
+
+    from ltx_core.loader.diffusers_format import transformer_config_from_diffusers, vae_config_from_diffusers
+    from ltx_core.memory import estimate as est
+    from ltx_core.model.transformer import TransformerConfig
+    from ltx_core.model.video_vae import VideoVAEConfig
+
+    cfg = configs.get(config)
+    sample = cfg["sample"]
+    text_tokens = cfg["text_len"] if text_tokens is None else text_tokens
+    grid = latent_grid(sample["height"], sample["width"], sample["frames"])
+    tr = TransformerConfig.from_dict(transformer_config_from_diffusers(cfg["transformer"]))
+    acts = est.transformer_activation_bytes(tr, cfg_batch, *grid, torch.bfloat16, text_tokens)
+    steps = {}
+    for name, dtype, streaming in (("bf16", torch.bfloat16, False), ("fp8", torch.float8_e4m3fn, False),
+                                   ("fp8 + streaming", torch.float8_e4m3fn, True)):
+        weights = est.transformer_weight_bytes(tr, dtype, streaming)
+        steps[name] = est.with_headroom(weights + acts, weights)
+    vae = VideoVAEConfig.from_dict(vae_config_from_diffusers(cfg["vae"]))
+    latent = (1, vae.latent_channels, *grid)
+    weights = est.vae_weight_bytes(vae, torch.bfloat16)
+    untiled = est.with_headroom(est.vae_decode_bytes(vae, latent, torch.bfloat16), weights)
+    tiling = est.choose_decode_tiling(vae, latent, torch.bfloat16, int(budget_gb * 2**30))
+    tiled = untiled if tiling is None else est.with_headroom(est.vae_decode_bytes(vae, latent, torch.bfloat16, tiling),
+                                                             weights)
+    return dict(budget_gb=budget_gb, cfg_batch=cfg_batch, step_bytes=steps, decode_untiled_bytes=untiled,
+                decode_tiling=tiling, decode_bytes=tiled)
+
+
+def format_memory_plan(m: dict) -> str:
+    gb = 2**30
+    t = m["decode_tiling"]
+    tiling = "untiled" if t is None else f"spatial tile {t.spatial_tile}, temporal tile {t.temporal_tile}"
+    rows = [(f"step, weights {k}", f"{v / gb:.1f} GiB (CFG batch {m['cfg_batch']})") for k, v in m["step_bytes"].items()]
+    rows += [("VAE decode untiled", f"{m['decode_untiled_bytes'] / gb:.1f} GiB"),
+             (f"VAE decode for {m['budget_gb']:g} GiB", f"{m['decode_bytes'] / gb:.1f} GiB ({tiling})")]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
 def transformer_params(arch: dict) -> int:
     """Parameter count of the transformer (the official checkpoint's tensors, which ltx_core's model holds)."""
     d = _dims(arch)
@@ -145,6 +209,8 @@ def sampling_roofline(config: str, device: str, steps: int | None = None, cfg_ba
     flops = transformer_flops(arch, cfg_batch, tokens, text_tokens)
     weight_bytes = transformer_weight_bytes(arch, bytes_per_param)
     step = floors(flops["total"], weight_bytes, dev["peak_flops"], dev["bandwidth"])
+    decode = vae_decode_flops(cfg["vae"], grid)
+    decode_floor = floors(decode, 0, dev["peak_flops"], dev["bandwidth"])["compute"]
     return dict(
         config=config, device=dev["name"], peak_flops=dev["peak_flops"], bandwidth=dev["bandwidth"],
         height=sample["height"], width=sample["width"], frames=sample["frames"], grid=grid, tokens=tokens,
@@ -154,6 +220,7 @@ def sampling_roofline(config: str, device: str, steps: int | None = None, cfg_ba
         attention_fraction=(flops["self_attention"] + flops["cross_attention"]) / flops["total"],
         step_floors=step,
         total_floors=floors(steps * flops["total"], steps * weight_bytes, dev["peak_flops"], dev["bandwidth"]),
+        decode_flops=decode, decode_floor=decode_floor,
     )
 
 
@@ -185,6 +252,8 @@ def format_roofline(r: dict) -> str:
         ("weight floor", f"{_seconds(s['memory'])} / step, {_seconds(t['memory'])} all steps"),
         ("bound", f"{s['bound']} ({f['total'] / r['weight_bytes']:.0f} FLOP per weight byte; the device's ridge: "
                   f"{r['peak_flops'] / r['bandwidth']:.0f})"),
+        ("VAE decode", f"{_si(r['decode_flops'])}FLOPs (untiled, counted), compute floor {_seconds(r['decode_floor'])}"),
+        ("end-to-end floor", f"{_seconds(t['compute'] + r['decode_floor'])} (all steps + decode at the peak rate)"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -198,9 +267,13 @@ def main(argv=None) -> int:
     p.add_argument("--cfg-batch", type=int, default=2, help="batch rows per transformer step (2: a CFG pair)")
     p.add_argument("--text-tokens", type=int, default=None, help="default: the config's text_len")
     p.add_argument("--bytes-per-param", type=float, default=None, help="default: from the config's dtype")
+    p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                   help="also print estimated peak device memory, the VAE decode tiled to fit this budget")
     a = p.parse_args(argv)
     r = sampling_roofline(a.config, a.device, a.steps, a.cfg_batch, a.text_tokens, a.bytes_per_param)
     print(format_roofline(r))
+    if a.memory_budget is not None:
+        print(format_memory_plan(memory_plan(a.config, a.memory_budget, a.cfg_batch, a.text_tokens)))
     return 0
 
 

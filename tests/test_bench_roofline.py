@@ -183,3 +183,28 @@ def test_cli_options(capsys):
     assert r["total_flops"] == 8 * roofline.transformer_flops(configs.get("cuda-13b")["transformer"], 1, 13376, 256)[
         "total"]
     assert roofline._seconds(r["total_floors"]["memory"]) in out
+
+
+def test_vae_decode_flops_counted_on_fake_tensors_equal_a_real_decode():
+    """The fake-tensor count (no arithmetic) equals the count of a real decode of the same small VAE."""
+    from ltx_core.loader.diffusers_format import vae_config_from_diffusers
+    from ltx_core.model.video_vae import VideoVAE, VideoVAEConfig
+
+    arch = configs.vae_095(8)
+    grid = (2, 2, 3)
+    vae = VideoVAE(VideoVAEConfig.from_dict(vae_config_from_diffusers(arch))).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        vae.decode(torch.randn(1, 128, *grid), timestep=0.05)
+    assert counter.get_total_flops() > 0
+    assert roofline.vae_decode_flops(arch, grid) == counter.get_total_flops()
+
+
+def test_memory_plan_tiles_the_decode_into_the_budget():
+    plan = roofline.memory_plan("cuda-2b", budget_gb=8, cfg_batch=3)
+    steps = plan["step_bytes"]
+    assert steps["fp8 + streaming"] < steps["fp8"] < steps["bf16"]
+    assert plan["decode_tiling"] is None and plan["decode_bytes"] == plan["decode_untiled_bytes"] <= 8 * 2**30
+    tight = roofline.memory_plan("cuda-2b", budget_gb=3)
+    assert tight["decode_tiling"] is not None
+    assert tight["decode_bytes"] <= 3 * 2**30 < tight["decode_untiled_bytes"]
+    assert "VAE decode for 3 GiB" in roofline.format_memory_plan(tight)
