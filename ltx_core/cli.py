@@ -331,6 +331,12 @@ def run_generation(a, prep):
         raise UsageError(f"--pipeline_config {a.pipeline_config}: {e}") from None
 
     device = _device(a.device)
+    if a.compile:  # before minutes of loading
+        from .model.transformer import inductor_unavailable
+
+        problem = inductor_unavailable(device.type)
+        if problem:
+            raise UsageError(f"--compile: {problem}")
     dtype = prep["dtype"]
     try:
         _log(f"loading text encoder {prep['text_encoder']}")
@@ -354,7 +360,7 @@ def run_generation(a, prep):
     conditioning = [ConditioningItem(media=m, start_frame=s, strength=st) for m, s, st in prep["conditioning"]]
     scheduler_config = ck.config.get("scheduler")
     if a.compile:
-        ck.transformer.compile_blocks()
+        ck.transformer.compile_blocks(device_type=device.type)
     streaming = stream_blocks(ck.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
     with torch.no_grad(), streaming:
         res = generate(ck.transformer, ck.vae, pcfg, embeds, mask, neg_embeds, neg_mask,

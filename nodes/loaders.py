@@ -10,6 +10,7 @@ from ..ltx_core import (
     load_text_encoder,
     load_upsampler,
 )
+from ..ltx_core.model.transformer import inductor_unavailable
 from ..ltx_core.presets.official import OFFICIAL_CONFIGS
 from . import comfy_bridge as bridge
 from .common import (
@@ -103,7 +104,10 @@ class CheckpointLoader:
         path = bridge.resolve_model(bridge.CHECKPOINTS, ckpt_name, "checkpoint", f"Download it from {HF_LTXV}.")
         dtype = _dtype(weight_dtype, "diffusion")
         vae_dtype = bridge.default_dtype("vae") if weight_dtype == "default" else None
-        _, offload = bridge.devices("diffusion")
+        load_device, offload = bridge.devices("diffusion")
+        problem = compile and inductor_unavailable(load_device.type)
+        if problem:  # before the load, not after
+            raise ValueError(f"{node}: cannot compile the transformer: {problem}")
         try:
             ck = load_checkpoint(path, device=offload, dtype=dtype, vae_dtype=vae_dtype)
         except (ModelFileError, ValueError) as e:
@@ -115,7 +119,7 @@ class CheckpointLoader:
         for note in ck.notes:
             logger.info("LTX-Video (stack): %s: %s", ckpt_name, note)
         if compile:
-            ck.transformer.compile_blocks()
+            ck.transformer.compile_blocks(device_type=load_device.type)
         vae = VAEHandle(ckpt_name, bridge.ManagedModel(ck.vae, "vae", f"{ckpt_name} (VAE)"))
         model = ModelHandle(ckpt_name, bridge.ManagedModel(ck.transformer, "diffusion", ckpt_name), vae,
                             (ck.config or {}).get("scheduler"), ck.allowed_inference_steps)

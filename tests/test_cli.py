@@ -388,3 +388,18 @@ def test_cli_compile_and_offload_give_the_same_latents(tiny_files, tmp_path, cap
     plain = latents["plain"]
     assert torch.equal(latents["offloaded"], plain)
     assert (latents["compiled"] - plain).norm() <= 1e-5 * plain.norm()
+
+
+def test_cli_compile_without_a_compiler_fails_before_loading(tiny_files, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    loaded = []
+    monkeypatch.setattr("ltx_core.load_text_encoder", lambda *a, **k: loaded.append(a))
+    rc, lines = _run_main(capsys, [
+        "generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled", "--checkpoint_path",
+        str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]), "--device", "cpu",
+        "--compile", "--output_path", str(tmp_path / "x.mp4")])
+    assert rc == 2 and loaded == []
+    assert len(lines) == 1 and "--compile" in lines[0] and "C++ compiler" in lines[0]

@@ -106,3 +106,21 @@ def test_inductor_compiled_blocks_match_reference():
     latents, timestep, context, mask = inputs(per_token=True)
     got = ours(latents, timestep, context, mask, FRAME_RATE)
     assert rel_err(got, reference_velocity(ref, latents, timestep, context, mask, False)) <= PARITY
+
+
+def test_missing_code_generator_is_named_before_compiling(monkeypatch):
+    """Inductor needs a C++ compiler for the CPU and Triton for a GPU; without them the first step would fail deep
+    inside torch, so compile_blocks refuses up front and says what to install."""
+    import torch.utils._triton
+
+    _, ours = fresh_pair(num_layers=2)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"cannot compile the transformer: .*needs a C\+\+ compiler"):
+        ours.compile_blocks()
+    monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: False)
+    with pytest.raises(RuntimeError, match=r"needs Triton.*pip install triton"):
+        ours.compile_blocks(device_type="cuda")
+    assert not ours.blocks_compiled
+    ours.compile_blocks(backend="eager")  # another backend needs neither
+    assert ours.blocks_compiled

@@ -197,6 +197,15 @@ def test_compiled_checkpoint_samples_the_same(models, monkeypatch):
     torch.testing.assert_close(got, sample(models)["samples"], rtol=1e-5, atol=1e-6)
 
 
+def test_compile_without_a_compiler_is_refused_before_loading(models, monkeypatch):
+    import shutil
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match=r"Checkpoint Loader: cannot compile the transformer: .*C\+\+ compiler"):
+        run("LTXVStackCheckpointLoader", ckpt_name="tiny-ltxv.safetensors", weight_dtype="default", compile=True)
+
+
 def test_odd_size_is_cropped_back(models):
     latent = sample(models, width=70, height=40, num_frames=5, steps=2)
     assert latent["samples"].shape == (1, 128, 2, 2, 3)

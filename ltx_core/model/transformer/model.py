@@ -1,4 +1,7 @@
 """The LTX-Video 3D DiT: video latent tokens + text features + timestep -> velocity."""
+import os
+import shutil
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -65,10 +68,16 @@ class Transformer3D(nn.Module):
         """Linear weights may be stored in fp8; the tables never are, and set the arithmetic dtype."""
         return self.scale_shift_table.dtype
 
-    def compile_blocks(self, **options) -> None:
+    def compile_blocks(self, device_type: str | None = None, **options) -> None:
         """torch.compile every block in place (`options` go to torch.compile). Regional compilation: the blocks
         share one code path, so one graph serves all of them and compiles in seconds, not the whole model's
-        minutes; the per-step inputs keep their shapes and types across steps, so sampling does not recompile."""
+        minutes; the per-step inputs keep their shapes and types across steps, so sampling does not recompile.
+        With the default backend, `device_type` ("cuda", "cpu"; default: where the weights are) is checked for
+        the code generator inductor needs, here rather than as a failure deep inside the first step."""
+        if options.get("backend", "inductor") == "inductor":
+            problem = inductor_unavailable(device_type or self.scale_shift_table.device.type)
+            if problem:
+                raise RuntimeError(f"cannot compile the transformer: {problem}")
         for block in self.transformer_blocks:
             block.forward = torch.compile(block.forward, **options)
         self.blocks_compiled = True
@@ -160,6 +169,25 @@ class Transformer3D(nn.Module):
         perturbed = _perturbed_layers(mask)
         keep = mask.to(device=device, dtype=dtype, non_blocking=True)
         return [(strategy, keep[i].view(batch, 1, 1)) if perturbed[i] else None for i in range(layers)]
+
+
+def inductor_unavailable(device_type: str) -> str | None:
+    """Why torch.compile's default backend cannot generate code for `device_type`, or None when it can."""
+    if device_type == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+        except ImportError:
+            return None  # a torch without this probe: let torch.compile decide
+        return None if has_triton() else (
+            "torch.compile on a GPU needs Triton, which is not installed (pip install triton; on Windows "
+            "triton-windows); or turn compile off")
+    if device_type == "cpu":
+        import torch._inductor.config as inductor_config
+
+        names = [os.environ.get("CXX"), *(c for c in inductor_config.cpp.cxx if c), "g++", "clang++", "c++"]
+        return None if any(n and shutil.which(n) for n in names) else (
+            "torch.compile on the CPU needs a C++ compiler (g++ or clang++) on PATH; or turn compile off")
+    return None
 
 
 def _perturbed_layers(mask: Tensor) -> list[bool]:
