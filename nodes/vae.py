@@ -6,11 +6,12 @@ import logging
 
 import torch
 
-from ..ltx_core.memory.estimate import choose_decode_tiling, vae_decode_bytes, vae_weight_bytes
+from ..ltx_core.memory.estimate import decode_tiling_for, vae_decode_bytes, vae_weight_bytes
 from ..ltx_core.model.video_vae import TilingConfig
-from ..ltx_core.pipelines.base import module_device_dtype, to_unit_range, tone_map
+from ..ltx_core.pipelines.base import decode as decode_latents
+from ..ltx_core.pipelines.base import module_device_dtype, to_unit_range
 from ..ltx_core.conditioning.items import resize_media
-from ..ltx_core.sampling.noise import DECODE, derived_generator, randn
+from ..ltx_core.sampling.noise import DECODE, derived_generator
 from . import comfy_bridge as bridge
 from .common import (
     CATEGORY,
@@ -30,25 +31,6 @@ from .common import (
 logger = logging.getLogger(__name__)
 
 TILING_CHOICES = ("auto", "off", "on")
-
-
-def decode_latents(vae, latents: torch.Tensor, decode_timestep: float, decode_noise_scale: float,
-                   tone_map_compression: float, generator: torch.Generator, tiling: TilingConfig | None):
-    """Normalised latents -> video (B, 3, F, H, W) in [-1, 1], exactly as the official pipeline decodes (noise
-    mixed in for timestep-conditioned decoders, then tone mapping), optionally tiled."""
-    device, dtype = module_device_dtype(vae)
-    latents = latents.to(device=device, dtype=torch.float32)
-    b = latents.shape[0]
-    timestep = None
-    if getattr(vae, "timestep_conditioning", False):
-        scale = torch.tensor([float(decode_noise_scale)] * b, device=device)[:, None, None, None, None]
-        noise = randn(latents.shape, generator, device)
-        latents = latents * (1 - scale) + noise * scale
-        timestep = torch.tensor([float(decode_timestep)] * b, device=device)
-    latents = tone_map(latents, float(tone_map_compression))
-    with torch.no_grad():
-        video = vae.decode(latents.to(dtype), timestep=timestep, generator=generator, tiling=tiling)
-    return video.to(torch.float32)
 
 
 class VAEDecode:
@@ -115,17 +97,13 @@ class VAEDecode:
         use = tiles if tiling == "on" else None
         if tiling == "auto":
             free = bridge.free_memory_bytes(device)
-            if free is not None:
-                # The VAE's weights are already on the device and counted in the estimate.
-                free += sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers())
-                            if t.device == device)
-                try:
-                    use = choose_decode_tiling(module, z.shape, dtype, free, spatial_overlap, temporal_overlap)
-                except ValueError as e:
-                    raise node_error(node, e) from None
-                if use is not None:
-                    logger.info("LTX-Video (stack): decoding in tiles of %s px x %s frames (%.1f GB free)",
-                                use.spatial_tile, use.temporal_tile or "all", free / 2**30)
+            try:
+                use = decode_tiling_for(module, z.shape, free, spatial_overlap, temporal_overlap)
+            except ValueError as e:
+                raise node_error(node, e) from None
+            if use is not None:
+                logger.info("LTX-Video (stack): decoding in tiles of %s px x %s frames (%.1f GB free)",
+                            use.spatial_tile, use.temporal_tile or "all", free / 2**30)
         bridge.check_interrupt()
         args = (z, decode_timestep, decode_noise_scale, tone_map_compression)
         try:

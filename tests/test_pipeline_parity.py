@@ -309,6 +309,38 @@ def test_bad_arguments(kwargs, match):
         run_ours(DEV_2B, **kwargs)
 
 
+def test_decode_tiling_auto_follows_free_device_memory(monkeypatch):
+    """On a GPU, "auto" decodes untiled when that fits in free memory and in the largest fitting tiles otherwise;
+    with no room even for the smallest tiles it refuses before decoding. Free memory is stood in for here."""
+    import ltx_core.pipelines as pipelines
+    from ltx_core.memory.estimate import vae_decode_bytes, vae_weight_bytes, with_headroom
+    from ltx_core.model.video_vae import TilingConfig
+
+    _, vae = pf.vae_pair("0.9.5")
+    latent_shape = (1, 128, 3, 8, 12)  # 256x384 pixels, 17 frames
+    weights = vae_weight_bytes(vae, torch.float32)
+    untiled = with_headroom(vae_decode_bytes(vae, latent_shape, torch.float32), weights)
+    tile = TilingConfig(160, 64, None, 24)  # the largest spatial tile of the ladder that needs less than untiled
+    tiled = with_headroom(vae_decode_bytes(vae, latent_shape, torch.float32, tile), weights)
+    assert tiled < untiled
+    run = dict(output="video", width=384, height=256, num_frames=17)
+    plain = run_ours(DEV_2B, decode_tiling=None, **run).video
+    assert torch.equal(run_ours(DEV_2B, **run).video, plain)  # CPU: "auto" is untiled
+
+    # Free memory as the device reports it: the VAE's weights are already there, on top of it.
+    monkeypatch.setattr(pipelines, "device_free_bytes", lambda device: untiled - weights)
+    assert torch.equal(run_ours(DEV_2B, **run).video, plain)
+    monkeypatch.setattr(pipelines, "device_free_bytes", lambda device: (tiled + untiled) // 2 - weights)
+    auto = run_ours(DEV_2B, **run).video
+    assert not torch.equal(auto, plain) and auto.shape == plain.shape
+    assert torch.equal(auto, run_ours(DEV_2B, decode_tiling=tile, **run).video)
+    monkeypatch.setattr(pipelines, "device_free_bytes", lambda device: 1000)
+    with pytest.raises(ValueError, match="VAE decode does not fit"):
+        run_ours(DEV_2B, **run)
+    with pytest.raises(ValueError, match="decode_tiling"):
+        run_ours(DEV_2B, decode_tiling="on", **run)
+
+
 def test_multiscale_needs_upsampler_and_scheduler_config():
     _, tr = pf.transformer_pair("13b", True)
     _, vae = pf.vae_pair()

@@ -247,6 +247,29 @@ def vae_decode_bytes(vae_config, latent_shape, dtype: torch.dtype, tiling: Tilin
     return int(vae_weight_bytes(vae_config, dtype) + acts)
 
 
+def device_free_bytes(device) -> int | None:
+    """What a new allocation on a CUDA device can use: the driver's free memory plus what torch's caching allocator
+    holds unused. None elsewhere: a CPU decode is not planned against a limit."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int(torch.cuda.mem_get_info(device)[0] + cached)
+
+
+def decode_tiling_for(vae: VideoVAE, latent_shape, free_bytes: int | None,
+                      spatial_overlap: int = DEFAULT_SPATIAL_OVERLAP,
+                      temporal_overlap: int = DEFAULT_TEMPORAL_OVERLAP) -> TilingConfig | None:
+    """`choose_decode_tiling` for a loaded VAE with `free_bytes` free where it computes (None: unknown, untiled).
+    Its weights already there count as free too: the estimate includes them."""
+    if free_bytes is None:
+        return None
+    tensors = list(vae.parameters()) + list(vae.buffers())
+    device, dtype = tensors[0].device, next(t.dtype for t in tensors if t.is_floating_point())
+    free_bytes += sum(t.numel() * t.element_size() for t in tensors if t.device == device)
+    return choose_decode_tiling(vae, latent_shape, dtype, free_bytes, spatial_overlap, temporal_overlap)
+
+
 def _ladder(values, length_px: int, overlap: int) -> list[int | None]:
     """Tile sizes above the overlap and below the axis length (a tile as long as the axis means untiled)."""
     return [v for v in values if overlap < v < length_px]

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 
 from ..conditioning.items import ConditioningItem, resize_media, validate_items
+from ..memory.estimate import decode_tiling_for, device_free_bytes
+from ..model.video_vae import TilingConfig
 from ..sampling.denoise import Cancelled
 from ..sampling.guidance import stg_strategy
 from ..sampling.noise import DECODE, STOCHASTIC, derived_generator, make_generator
@@ -101,6 +103,7 @@ def generate(
     progress: Callable[[int, int, Tensor], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     allowed_inference_steps: Sequence[float] | None = None,
+    decode_tiling: TilingConfig | str | None = "auto",
 ) -> GenerationResult:
     """Generate a video (or its latents) for text embeddings (T5: (B, 256, 4096) + mask; negative: the encoded
     negative prompt, zeros when None).
@@ -118,6 +121,8 @@ def generate(
       before each step and True raises `Cancelled`.
     - `allowed_inference_steps`: a distilled checkpoint's list (`ck.allowed_inference_steps`); any timestep not
       in it (rounded to 4 digits) is refused, as the official pipeline does.
+    - `decode_tiling`: a TilingConfig, None (untiled), or "auto": on a GPU, the largest tiles that fit in its free
+      memory (untiled when that fits), refusing with the sizes that would fit when nothing does; untiled elsewhere.
     """
     if not isinstance(cfg, PipelineConfig):
         cfg = PipelineConfig.from_dict(cfg)
@@ -127,6 +132,8 @@ def generate(
         raise ValueError(f"frame_rate must be a positive number, got {frame_rate!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer, got {seed!r}")
+    if not (decode_tiling is None or decode_tiling == "auto" or isinstance(decode_tiling, TilingConfig)):
+        raise ValueError(f"decode_tiling must be a TilingConfig, None or 'auto', got {decode_tiling!r}")
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
     if isinstance(image_cond_noise_scale, bool) or not isinstance(image_cond_noise_scale, (int, float)) \
@@ -228,7 +235,10 @@ def generate(
     if output == "latents":
         return GenerationResult(None, current)
     last_cfg = passes[-1][0]
-    video = to_unit_range(decode(vae, current, last_cfg, derived_generator(seed, DECODE)))
+    if decode_tiling == "auto":
+        decode_tiling = decode_tiling_for(vae, current.shape, device_free_bytes(module_device_dtype(vae)[0]))
+    video = to_unit_range(decode(vae, current, last_cfg.decode_timestep, last_cfg.decode_noise_scale,
+                                 last_cfg.tone_map_compression_ratio, derived_generator(seed, DECODE), decode_tiling))
     if cfg.is_multiscale:
         video = resize_media(video, hp, wp)
     top, left = (hp - height) // 2, (wp - width) // 2

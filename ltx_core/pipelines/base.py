@@ -10,6 +10,7 @@ from torch import Tensor
 from ..conditioning.items import ConditioningItem, resize_media
 from ..conditioning.tokens import build_tokens
 from ..model.transformer.coords import VAE_SCALE_FACTORS
+from ..model.video_vae import TilingConfig
 from ..sampling.denoise import denoise
 from ..sampling.guidance import guidance_schedule, skip_layer_mask
 from ..sampling.noise import initial_noise, randn
@@ -149,23 +150,25 @@ def _per_sample(v, batch: int, name: str) -> list[float]:
     return [float(v)] * batch
 
 
-def decode(vae, latents: Tensor, cfg: PassConfig, generator: torch.Generator) -> Tensor:
+def decode(vae, latents: Tensor, decode_timestep, decode_noise_scale, tone_map_compression: float,
+           generator: torch.Generator, tiling: TilingConfig | None = None) -> Tensor:
     """Normalised latents -> video in [-1, 1]. A timestep-conditioned VAE first gets the latents mixed with
-    `decode_noise_scale` of seeded noise and decodes at `decode_timestep`; tone mapping applies in any case."""
+    `decode_noise_scale` (None: the timestep; a value or one per sample) of seeded noise and decodes at
+    `decode_timestep`; tone mapping applies in any case. `tiling`: decode in overlapping tiles."""
     device, dtype = module_device_dtype(vae)
     latents = latents.to(device=device, dtype=torch.float32)
     b = latents.shape[0]
     timestep = None
     if getattr(vae, "timestep_conditioning", False):
-        ts = _per_sample(cfg.decode_timestep, b, "decode_timestep")
-        scales = ts if cfg.decode_noise_scale is None else _per_sample(cfg.decode_noise_scale, b, "decode_noise_scale")
+        ts = _per_sample(decode_timestep, b, "decode_timestep")
+        scales = ts if decode_noise_scale is None else _per_sample(decode_noise_scale, b, "decode_noise_scale")
         scale = torch.tensor(scales, device=device)[:, None, None, None, None]
         noise = randn(latents.shape, generator, device)
         latents = latents * (1 - scale) + noise * scale
         timestep = torch.tensor(ts, device=device)
-    latents = tone_map(latents, cfg.tone_map_compression_ratio)
+    latents = tone_map(latents, float(tone_map_compression))
     with torch.no_grad():
-        video = vae.decode(latents.to(dtype), timestep=timestep, generator=generator)
+        video = vae.decode(latents.to(dtype), timestep=timestep, generator=generator, tiling=tiling)
     return video.to(torch.float32)
 
 
