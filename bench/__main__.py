@@ -94,6 +94,7 @@ def worker(args) -> dict:
 
     cfg = configs.get(args.config)
     cfg["compile"] = args.compile
+    cfg["lean"] = args.lean
     torch.set_num_threads(args.threads)
     device = cfg["device"]
     impls = args.impls.split(",")
@@ -154,7 +155,8 @@ def worker(args) -> dict:
 def _spawn(args, measure, worker_kind, impls) -> dict:
     cmd = [sys.executable, "-m", "bench", "--_worker", worker_kind, "--_measure", measure, "--_impls", ",".join(impls),
            "--config", args.config, "--threads", str(args.threads), "--repeats", str(args.repeats),
-           "--warmup", str(args.warmup)] + (["--compile"] if args.compile else [])
+           "--warmup", str(args.warmup)] + (["--compile"] if args.compile else []) + (
+               ["--lean", str(args.lean)] if args.lean else [])
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                PYTHONWARNINGS="ignore")
     if worker_kind == "mem":
@@ -190,6 +192,10 @@ def main(argv=None):
     p.add_argument("--no-memory", action="store_true", help="skip the per-implementation peak-memory subprocesses")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile ours' transformer blocks (compiled during warm-up, which is not timed)")
+    p.add_argument("--lean", type=float, default=None, metavar="GIB",
+                   help="run ours in its smallest-memory setting: fp8 block weights held in CPU memory and streamed "
+                        "to the device block by block, the VAE decode tiled to fit GIB (ratios then compare "
+                        "different settings; the point is ours' peak memory)")
     p.add_argument("--out", default="bench_results.json", help="JSON results file")
     p.add_argument("--_worker", choices=("time", "mem"), help=argparse.SUPPRESS)
     p.add_argument("--_measure", help=argparse.SUPPRESS)
@@ -211,7 +217,7 @@ def main(argv=None):
         if m not in configs.MEASUREMENTS:
             p.error(f"unknown measurement {m!r}")
     results = {"config_name": args.config, "config": cfg, "repeats": args.repeats, "warmup": args.warmup,
-               "threads": args.threads, "compile": args.compile, "host": platform.node(), "python": platform.python_version(),
+               "threads": args.threads, "compile": args.compile, "lean_gib": args.lean, "host": platform.node(), "python": platform.python_version(),
                "measurements": {}}
     try:
         import torch
@@ -254,7 +260,8 @@ def _table(results, impls):
     mem_key = "cuda_peak_allocated_mb" if results["config"]["device"] == "cuda" else "peak_rss_mb"
     grow_key = "cuda_peak_growth_mb" if results["config"]["device"] == "cuda" else "peak_rss_growth_mb"
     print(f"\nconfig {results['config_name']} ({results['config']['dtype']}), threads {results['threads']}, "
-          f"ours {'compiled' if results.get('compile') else 'eager'}, "
+          f"ours {'compiled' if results.get('compile') else 'eager'}"
+          f"{', fp8 + block streaming + decode for %g GiB' % results['lean_gib'] if results.get('lean_gib') else ''}, "
           f"median of {results['repeats']}; memory: peak MB (growth over pre-run MB)")
     head = f"{'measure':<11}" + "".join(f"{i:>22}" for i in impls) + "".join(
         f"{'ours/' + i[:4]:>11}" for i in impls if i != "ours") + "".join(

@@ -67,6 +67,8 @@ def transformers(cfg: dict, device, dtype, impls=None) -> dict:
         with torch.device("meta"):
             ours = Transformer3D(TransformerConfig.from_dict(official_cfg))
         ours.load_state_dict(sd, strict=True, assign=True)
+        if cfg.get("lean"):
+            _lean_transformer(ours, device)
         if cfg.get("compile"):
             ours.compile_blocks()  # compiled on the first (warm-up) call
         out["ours"] = ours.eval()
@@ -81,6 +83,23 @@ def transformers(cfg: dict, device, dtype, impls=None) -> dict:
         _check_materialised(d, "diffusers transformer")
         out["diffusers"] = d.eval()
     return out
+
+
+def _lean_transformer(model, device) -> None:
+    """The smallest-memory way to run ours: the block Linear weights stored in fp8 (upcast per layer to the bf16
+    compute dtype, which the other tensors take), all of it held in CPU memory, the blocks streamed to `device`
+    one at a time for as long as this process lives (entered once: re-pinning per call would time the setup)."""
+    from ltx_core.loader.precision import FP8_COMPUTE, fp8_eligible_keys
+    from ltx_core.memory import stream_blocks
+
+    fp8 = fp8_eligible_keys(model, "transformer_blocks.")
+    for name, p in model.named_parameters():
+        p.data = p.data.to("cpu", torch.float8_e4m3fn if name in fp8 else FP8_COMPUTE)
+    _KEEP_ALIVE.append(stream_blocks(model, device))
+    _KEEP_ALIVE[-1].__enter__()
+
+
+_KEEP_ALIVE = []
 
 
 # ------------------------------------------------------------------------------------------------ VAE
@@ -169,8 +188,6 @@ def upsamplers(cfg: dict, device, dtype, impls=None) -> dict:
         with torch.device("meta"):
             ours = LatentUpsampler(UpsamplerConfig(**ucfg))
         ours.load_state_dict(sd, strict=True, assign=True)
-        if cfg.get("compile"):
-            ours.compile_blocks()  # compiled on the first (warm-up) call
         out["ours"] = ours.eval()
     if _wanted(impls, "diffusers"):
         from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
@@ -290,9 +307,16 @@ def _pipelines(cfg, device, dtype, impls, output_video):
         t_ours, v_ours, pc = tr["ours"], vae["ours"], PipelineConfig.from_dict(yaml)
         out = "video" if output_video else "latents"
 
+        tiling = "auto"
+        if cfg.get("lean"):
+            from ltx_core.memory.estimate import choose_decode_tiling
+
+            grid = ((s["frames"] - 1) // 8 + 1, s["height"] // 32, s["width"] // 32)
+            tiling = choose_decode_tiling(v_ours, (1, 128, *grid), dtype, int(cfg["lean"] * 2**30))
+
         def run_ours():
             res = generate(t_ours, v_ours, pc, pos, pm, neg, nm, seed=1234, scheduler_config=configs.SCHEDULER,
-                           output=out, **common)
+                           output=out, decode_tiling=tiling, **common)
             return res.video if output_video else res.latents
 
         fns["ours"] = run_ours
