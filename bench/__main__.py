@@ -26,7 +26,9 @@ of each run, all threads ("cpu o/..."; `cpu_time_ratios` in the JSON), and ratio
 `min_ratios`): on a shared machine other load only ever adds time, so these are less disturbed by it.
 
 Correctness guard: the timing worker also reports each output's relative L2 difference to the reference's
-output (diffusers' sampling uses another scheduler, so its sample/e2e differences are not meaningful).
+output (diffusers' sampling uses another scheduler, so its sample/e2e differences are not meaningful; ours' e2e
+video differs from the reference's by the decode noise, which the reference draws from torch's global RNG and ours
+from a generator derived from the seed).
 
 Examples:
   python -m bench --device cpu --out bench_results.json          # the CPU config, a few minutes on 2 cores
