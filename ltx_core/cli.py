@@ -356,20 +356,45 @@ def run_generation(a, prep):
                                        dtype="bfloat16" if dtype.startswith("float8") else dtype)
     except (ModelFileError, ValueError) as e:  # a wrong, partial or foreign file; an unusable dtype
         raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except torch.cuda.OutOfMemoryError:
+        raise UsageError(f"out of memory on {device} while loading the models: {_SMALLER}") from None
 
+    _refuse_if_step_does_not_fit(a, pcfg, ck.transformer, device, int(embeds.shape[1]), bool(prep["conditioning"]))
     conditioning = [ConditioningItem(media=m, start_frame=s, strength=st) for m, s, st in prep["conditioning"]]
     scheduler_config = ck.config.get("scheduler")
     if a.compile:
         ck.transformer.compile_blocks(device_type=device.type)
     streaming = stream_blocks(ck.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
-    with torch.no_grad(), streaming:
-        res = generate(ck.transformer, ck.vae, pcfg, embeds, mask, neg_embeds, neg_mask,
-                       height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate,
-                       seed=a.seed, conditioning=conditioning, upsampler=upsampler,
-                       num_inference_steps=a.num_inference_steps, scheduler_config=scheduler_config,
-                       image_cond_noise_scale=a.image_cond_noise_scale, output="video", progress=_Progress(),
-                       input_media=prep["input_media"], allowed_inference_steps=ck.allowed_inference_steps)
-    return res
+    try:
+        with torch.no_grad(), streaming:
+            return generate(ck.transformer, ck.vae, pcfg, embeds, mask, neg_embeds, neg_mask,
+                            height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate,
+                            seed=a.seed, conditioning=conditioning, upsampler=upsampler,
+                            num_inference_steps=a.num_inference_steps, scheduler_config=scheduler_config,
+                            image_cond_noise_scale=a.image_cond_noise_scale, output="video", progress=_Progress(),
+                            input_media=prep["input_media"], allowed_inference_steps=ck.allowed_inference_steps)
+    except ValueError as e:  # e.g. a VAE decode that fits in no tiling
+        raise UsageError(str(e).splitlines()[0]) from None
+    except torch.cuda.OutOfMemoryError:
+        raise UsageError(f"out of memory on {device} while generating: {_SMALLER}") from None
+
+
+_SMALLER = ("use --offload_to_cpu, --dtype float8_e4m3fn, fewer --num_frames or a smaller --height/--width, or free "
+            "the device's memory")
+
+
+def _refuse_if_step_does_not_fit(a, pcfg, transformer, device, text_len: int, conditioned: bool) -> None:
+    """Before sampling: on a device whose free memory is known, refuse a step that cannot fit, naming what would."""
+    from .memory.estimate import device_free_bytes, resident_budget, step_refusal
+
+    free = device_free_bytes(device)
+    if free is None:
+        return
+    problem = step_refusal(transformer, pcfg.max_conditions, a.num_frames, a.height, a.width,
+                           resident_budget(transformer, free, device), streaming=a.offload_to_cpu, device=device,
+                           text_len=text_len, per_token_timestep=conditioned)
+    if problem:
+        raise UsageError(problem + ("" if a.offload_to_cpu else " Or add --offload_to_cpu."))
 
 
 def save_outputs(a, res) -> Path:

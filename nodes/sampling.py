@@ -7,8 +7,8 @@ import warnings
 
 import torch
 
-from ..ltx_core.memory.estimate import (HEADROOM, gib, largest_fitting, latent_grid, transformer_activation_bytes,
-                                       transformer_step_bytes, transformer_weight_bytes, with_headroom)
+from ..ltx_core.memory.estimate import (HEADROOM, latent_grid, resident_budget, step_refusal,
+                                       transformer_activation_bytes)
 from ..ltx_core.pipelines import Cancelled, PipelineConfig, generate, padded_size
 from ..ltx_core.presets import load_pipeline_config, preset_names
 from ..ltx_core.sampling.guidance import STG_MODES
@@ -46,46 +46,25 @@ STG_MODE_CHOICES = ("attention_values", "attention_skip", "residual", "transform
 CHECKED_DEVICE_TYPES = ("cuda",)
 
 
-def _rows_per_item(cfg: PipelineConfig) -> int:
-    """The most conditions (negative, positive, perturbed) a step of any pass evaluates together."""
-    def top(v):
-        return max(float(x) for x in v) if isinstance(v, (list, tuple)) else float(v)
-
-    return max(1 + (top(p.guidance_scale) > 1.0) + (top(p.stg_scale) > 0.0) for p in cfg.passes)
-
-
 def _working_memory(node: str, model: ModelHandle, cfg: PipelineConfig, batch: int, num_frames: int, height: int,
                     width: int, text_len: int, per_token: bool) -> int:
     """The activation memory of one step (what ComfyUI is asked to free next to the weights); a ValueError before
     sampling when the step would not fit on the device even with block streaming."""
     module = model.module
     device = model.managed.load_device
-    rows = batch * _rows_per_item(cfg)
-    dtype = module.compute_dtype
-    grid = latent_grid(num_frames, height, width)
-    kw = dict(text_len=text_len, per_token_timestep=per_token, device_type=device.type)
-    work = int(transformer_activation_bytes(module, rows, *grid, dtype, **kw) * HEADROOM)
+    rows = batch * cfg.max_conditions
+    kw = dict(text_len=text_len, per_token_timestep=per_token)
+    work = int(transformer_activation_bytes(module, rows, *latent_grid(num_frames, height, width),
+                                            module.compute_dtype, device_type=device.type, **kw) * HEADROOM)
     free = bridge.free_memory_bytes(device) if device.type in CHECKED_DEVICE_TYPES else None
     if free is None:
         return work
-    # The transformer's weights already on the device are memory the run can use (streaming would move them off).
-    budget = free + sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers())
-                        if t.device == device)
-    kw["streaming"] = True
-    need = with_headroom(transformer_step_bytes(module, rows, *grid, dtype, **kw),
-                         transformer_weight_bytes(module, dtype, streaming=True))
-    if need <= budget:
-        return work
-    frames, size = largest_fitting(module, rows, num_frames, height, width, dtype, budget, **kw)
-    hints = []
-    if frames is not None:
-        hints.append(f"at most {frames} frames at {width}x{height}")
-    if size is not None:
-        hints.append(f"at most {size[1]}x{size[0]} at {num_frames} frames")
-    raise ValueError(f"{node}: {num_frames} frames at {width}x{height} need about {gib(need)} per step "
-                     f"({rows} batch rows, blocks streamed from the CPU), but only {gib(budget)} is free on {device}. "
-                     + (f"What fits: {' or '.join(hints)}." if hints else "Even the smallest video does not fit: "
-                        "free memory (close other programs, unload models) or use a smaller model."))
+    # Weights already on the device are memory the run can use (streaming would move them off).
+    problem = step_refusal(module, rows, num_frames, height, width, resident_budget(module, free, device),
+                           streaming=True, device=device, **kw)
+    if problem:
+        raise ValueError(f"{node}: {problem}")
+    return work
 
 
 def _recipe(preset: str, settings) -> tuple[str, PipelineConfig]:

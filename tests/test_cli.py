@@ -403,3 +403,42 @@ def test_cli_compile_without_a_compiler_fails_before_loading(tiny_files, tmp_pat
         "--compile", "--output_path", str(tmp_path / "x.mp4")])
     assert rc == 2 and loaded == []
     assert len(lines) == 1 and "--compile" in lines[0] and "C++ compiler" in lines[0]
+
+
+def test_cli_refuses_a_step_that_cannot_fit_before_sampling(tiny_files, tmp_path, capsys, monkeypatch):
+    """Where the device's free memory is known (a GPU; stood in for here), a step that cannot fit is refused before
+    sampling with the sizes that would fit; out-of-memory errors become one line with what to change."""
+    _real_generate()
+    import ltx_core.memory.estimate as estimate
+
+    argv = ["generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-dev", "--checkpoint_path",
+            str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]), "--height", "64",
+            "--width", "96", "--num_frames", "17", "--num_inference_steps", "2", "--device", "cpu",
+            "--dtype", "float32", "--output_path", str(tmp_path / "out.mp4")]
+    monkeypatch.setattr(estimate, "device_free_bytes", lambda device: 0)
+    rc, lines = _run_main(capsys, argv)
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert rc == 2 and errors == lines[-1:], lines  # after the loading progress, one line
+    assert "17 frames at 96x64 need about" in errors[0] and "3 batch rows" in errors[0]  # CFG + STG
+    assert "free on cpu" in errors[0] and "--offload_to_cpu" in errors[0]
+    assert not (tmp_path / "out.mp4").exists()
+
+    monkeypatch.setattr(estimate, "device_free_bytes", lambda device: 8 << 30)
+    argv[argv.index("ltxv-2b-0.9.6-dev")] = "ltxv-2b-0.9.6-distilled"  # the tiny model has no block 19 for STG
+    rc, lines = _run_main(capsys, argv)
+    assert rc == 0 and (tmp_path / "out.mp4").exists(), lines
+
+
+def test_cli_out_of_memory_is_one_line(tiny_files, tmp_path, capsys, monkeypatch):
+    fake = _fake_pipelines([])
+
+    def generate(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setitem(sys.modules, "ltx_core.pipelines", types.SimpleNamespace(**{**vars(fake), "generate": generate}))
+    rc, lines = _run_main(capsys, [
+        "generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled", "--checkpoint_path",
+        str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]), "--device", "cpu",
+        "--dtype", "float32", "--output_path", str(tmp_path / "out.mp4")])
+    assert rc == 2 and [line for line in lines if line.startswith("error: ")] == lines[-1:], lines
+    assert lines[-1].startswith("error: out of memory on cpu while generating: use --offload_to_cpu")

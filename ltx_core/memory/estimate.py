@@ -162,6 +162,43 @@ def largest_fitting(config, batch: int, num_frames: int, height: int, width: int
     return frames, size
 
 
+def step_refusal(model, rows: int, num_frames: int, height: int, width: int, budget: int, streaming: bool,
+                 device, text_len: int = 256, per_token_timestep: bool = False) -> str | None:
+    """None when one sampling step of `rows` batch rows (samples x CFG/STG conditions) fits in `budget` bytes
+    (free memory plus the transformer's weights already on `device`); otherwise why not, with the most frames
+    and the largest size that would fit."""
+    device_type = torch.device(device).type
+    dtype = model.compute_dtype
+    kw = dict(text_len=text_len, per_token_timestep=per_token_timestep, device_type=device_type, streaming=streaming)
+    grid = latent_grid(num_frames, height, width)
+    need = with_headroom(transformer_step_bytes(model, rows, *grid, dtype, **kw),
+                         transformer_weight_bytes(model, dtype, streaming=streaming))
+    if need <= budget:
+        return None
+    frames, size = largest_fitting(model, rows, num_frames, height, width, dtype, budget, **kw)
+    hints = []
+    if frames is not None:
+        hints.append(f"at most {frames} frames at {width}x{height}")
+    if size is not None:
+        hints.append(f"at most {size[1]}x{size[0]} at {num_frames} frames")
+    where = "blocks streamed from the CPU" if streaming else "all weights on the device"
+    return (f"{num_frames} frames at {width}x{height} need about {gib(need)} per step ({rows} batch rows, {where}), "
+            f"but only {gib(budget)} is free on {device}. "
+            + (f"What fits: {' or '.join(hints)}." if hints else "Even the smallest video does not fit: free memory "
+               "(close other programs, unload models) or use a smaller model."))
+
+
+def resident_budget(model: nn.Module, free_bytes: int, device) -> int:
+    """Memory a run of `model` on `device` can use: `free_bytes` there plus its tensors already there."""
+    device = torch.device(device)
+    tensors = list(model.parameters()) + list(model.buffers())
+    return free_bytes + sum(t.numel() * t.element_size() for t in tensors if _same_device(t.device, device))
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+
 # ------------------------------------------------------------------------------------------------ VAE decode
 
 
@@ -264,10 +301,9 @@ def decode_tiling_for(vae: VideoVAE, latent_shape, free_bytes: int | None,
     Its weights already there count as free too: the estimate includes them."""
     if free_bytes is None:
         return None
-    tensors = list(vae.parameters()) + list(vae.buffers())
-    device, dtype = tensors[0].device, next(t.dtype for t in tensors if t.is_floating_point())
-    free_bytes += sum(t.numel() * t.element_size() for t in tensors if t.device == device)
-    return choose_decode_tiling(vae, latent_shape, dtype, free_bytes, spatial_overlap, temporal_overlap)
+    first = next(t for t in vae.parameters() if t.is_floating_point())
+    return choose_decode_tiling(vae, latent_shape, first.dtype, resident_budget(vae, free_bytes, first.device),
+                                spatial_overlap, temporal_overlap)
 
 
 def _ladder(values, length_px: int, overlap: int) -> list[int | None]:

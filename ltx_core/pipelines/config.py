@@ -201,6 +201,15 @@ class PipelineConfig:
         return self.pipeline_type == "multi-scale"
 
     @property
+    def max_conditions(self) -> int:
+        """The most conditions (negative, positive, perturbed) a step of any pass evaluates together: the batch
+        rows of one transformer forward per sample."""
+        def top(v):
+            return max(float(x) for x in v) if isinstance(v, (list, tuple)) else float(v)
+
+        return max(1 + (top(p.guidance_scale) > 1.0) + (top(p.stg_scale) > 0.0) for p in self.passes)
+
+    @property
     def passes(self) -> tuple[PassConfig, ...]:
         return (self.first_pass, self.second_pass) if self.is_multiscale else (self.base,)
 
