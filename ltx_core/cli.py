@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "plus two blocks. The text encoder is always freed before the transformer is loaded")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the transformer blocks (the first step pays the compilation)")
+    g.add_argument("--fp8_matmul", action="store_true",
+                   help="with float8_e4m3fn weights (--dtype, or an -fp8 config): multiply in fp8 (torch._scaled_mm; "
+                        "fast on Ada/Hopper GPUs) instead of upcasting each layer to bf16; results differ by about "
+                        "as much as fp8 storage itself")
     g.add_argument("--input_media_path", default=None, help="video (or image) to modify (video-to-video)")
     g.add_argument("--image_cond_noise_scale", type=float, default=DEFAULT_IMAGE_COND_NOISE_SCALE)
     g.add_argument("--conditioning_media_paths", nargs="+", default=None, metavar="PATH",
@@ -362,6 +366,11 @@ def run_generation(a, prep):
     _refuse_if_step_does_not_fit(a, pcfg, ck.transformer, device, int(embeds.shape[1]), bool(prep["conditioning"]))
     conditioning = [ConditioningItem(media=m, start_frame=s, strength=st) for m, s, st in prep["conditioning"]]
     scheduler_config = ck.config.get("scheduler")
+    if a.fp8_matmul:
+        try:
+            ck.transformer.use_fp8_matmul()
+        except ValueError as e:
+            raise UsageError(f"--fp8_matmul: {e}") from None
     if a.compile:
         ck.transformer.compile_blocks(device_type=device.type)
     streaming = stream_blocks(ck.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()

@@ -93,13 +93,18 @@ class CheckpointLoader:
                 "tooltip": "Transformer weight precision. default: bfloat16 on GPUs that support it, float32 on "
                            "the CPU. float8_*: fp8 storage (half the memory of bf16), computed in bfloat16."}),
         }, "optional": {
+            "fp8_matmul": ("BOOLEAN", {
+                "default": False,
+                "tooltip": "With weight_dtype float8_e4m3fn: multiply in fp8 (fast on RTX 40xx / Ada and H100 / "
+                           "Hopper GPUs) instead of upcasting each layer to bfloat16. Results differ by about as much "
+                           "as fp8 storage itself."}),
             "compile": ("BOOLEAN", {
                 "default": False,
                 "tooltip": "torch.compile the transformer blocks: faster steps on a GPU; the first run pays a "
                            "one-off compilation (about a minute). Needs a working Triton (GPU) or C++ compiler (CPU)."}),
         }}
 
-    def load(self, ckpt_name, weight_dtype, compile=False):
+    def load(self, ckpt_name, weight_dtype, fp8_matmul=False, compile=False):
         node = "LTX-Video Checkpoint Loader"
         path = bridge.resolve_model(bridge.CHECKPOINTS, ckpt_name, "checkpoint", f"Download it from {HF_LTXV}.")
         dtype = _dtype(weight_dtype, "diffusion")
@@ -118,6 +123,11 @@ class CheckpointLoader:
             raise ValueError(f"{node}: {ckpt_name} holds no VAE (vae.* tensors); pick a full LTX-Video checkpoint")
         for note in ck.notes:
             logger.info("LTX-Video (stack): %s: %s", ckpt_name, note)
+        if fp8_matmul:
+            try:
+                ck.transformer.use_fp8_matmul()
+            except ValueError as e:
+                raise node_error(node, e) from None
         if compile:
             ck.transformer.compile_blocks(device_type=load_device.type)
         vae = VAEHandle(ckpt_name, bridge.ManagedModel(ck.vae, "vae", f"{ckpt_name} (VAE)"))

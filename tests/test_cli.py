@@ -442,3 +442,17 @@ def test_cli_out_of_memory_is_one_line(tiny_files, tmp_path, capsys, monkeypatch
         "--dtype", "float32", "--output_path", str(tmp_path / "out.mp4")])
     assert rc == 2 and [line for line in lines if line.startswith("error: ")] == lines[-1:], lines
     assert lines[-1].startswith("error: out of memory on cpu while generating: use --offload_to_cpu")
+
+
+def test_cli_fp8_matmul(tiny_files, tmp_path, capsys):
+    _real_generate()
+    base = ["generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled", "--checkpoint_path",
+            str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]), "--height", "32",
+            "--width", "32", "--num_frames", "9", "--num_inference_steps", "2", "--device", "cpu", "--fp8_matmul",
+            "--output_path", str(tmp_path / "out.mp4")]
+    rc, lines = _run_main(capsys, base + ["--dtype", "float32"])
+    assert rc == 2 and lines[-1].startswith("error: --fp8_matmul: fp8 matmuls need fp8 weights")
+    rc, lines = _run_main(capsys, base + ["--dtype", "float8_e4m3fn"])
+    assert rc == 0, lines
+    frames, _ = read_video_frames(tmp_path / "out.mp4")
+    assert frames.shape == (9, 32, 32, 3)

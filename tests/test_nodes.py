@@ -197,6 +197,16 @@ def test_compiled_checkpoint_samples_the_same(models, monkeypatch):
     torch.testing.assert_close(got, sample(models)["samples"], rtol=1e-5, atol=1e-6)
 
 
+def test_fp8_matmul_option(models):
+    model, _ = run("LTXVStackCheckpointLoader", ckpt_name="tiny-ltxv.safetensors", weight_dtype="float8_e4m3fn",
+                   fp8_matmul=True)
+    switched = [m.fp8_matmul for m in model.module.transformer_blocks.modules() if hasattr(m, "fp8_matmul")]
+    assert switched and all(switched)
+    assert torch.isfinite(sample(models, model=model)["samples"]).all()
+    with pytest.raises(ValueError, match=r"Checkpoint Loader: fp8 matmuls need fp8 weights.*float32"):
+        run("LTXVStackCheckpointLoader", ckpt_name="tiny-ltxv.safetensors", weight_dtype="float32", fp8_matmul=True)
+
+
 def test_compile_without_a_compiler_is_refused_before_loading(models, monkeypatch):
     import shutil
 

@@ -82,6 +82,19 @@ class Transformer3D(nn.Module):
             block.forward = torch.compile(block.forward, **options)
         self.blocks_compiled = True
 
+    def use_fp8_matmul(self, enabled: bool = True) -> int:
+        """Multiply in fp8 in every block layer stored as float8_e4m3fn (see `ops`); returns how many layers that is.
+        A ValueError when the weights are not fp8: load the checkpoint with dtype float8_e4m3fn."""
+        layers = [m for m in self.transformer_blocks.modules() if isinstance(m, Linear)]
+        fp8 = [m for m in layers if m.weight.dtype == torch.float8_e4m3fn]
+        if enabled and not fp8:
+            dtypes = sorted({str(m.weight.dtype).removeprefix("torch.") for m in layers})
+            raise ValueError(f"fp8 matmuls need fp8 weights, but the transformer's block weights are {', '.join(dtypes)}: "
+                             "load the checkpoint with dtype float8_e4m3fn")
+        for m in fp8:
+            m.fp8_matmul = enabled
+        return len(fp8)
+
     def forward(
         self,
         latents: Tensor,
