@@ -97,6 +97,7 @@ def worker(args) -> dict:
     cfg = configs.get(args.config)
     cfg["compile"] = args.compile
     cfg["lean"] = args.lean
+    cfg["fp8_matmul"] = args.fp8_matmul
     torch.set_num_threads(args.threads)
     device = cfg["device"]
     impls = args.impls.split(",")
@@ -158,7 +159,7 @@ def _spawn(args, measure, worker_kind, impls) -> dict:
     cmd = [sys.executable, "-m", "bench", "--_worker", worker_kind, "--_measure", measure, "--_impls", ",".join(impls),
            "--config", args.config, "--threads", str(args.threads), "--repeats", str(args.repeats),
            "--warmup", str(args.warmup)] + (["--compile"] if args.compile else []) + (
-               ["--lean", str(args.lean)] if args.lean else [])
+               ["--lean", str(args.lean)] if args.lean else []) + (["--fp8-matmul"] if args.fp8_matmul else [])
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                PYTHONWARNINGS="ignore")
     if worker_kind == "mem":
@@ -194,6 +195,8 @@ def main(argv=None):
     p.add_argument("--no-memory", action="store_true", help="skip the per-implementation peak-memory subprocesses")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile ours' transformer blocks (compiled during warm-up, which is not timed)")
+    p.add_argument("--fp8-matmul", action="store_true",
+                   help="ours with fp8 block weights multiplied in fp8 (Transformer3D.use_fp8_matmul)")
     p.add_argument("--lean", type=float, default=None, metavar="GIB",
                    help="run ours in its smallest-memory setting: fp8 block weights held in CPU memory and streamed "
                         "to the device block by block, the VAE decode tiled to fit GIB (ratios then compare "
@@ -219,7 +222,7 @@ def main(argv=None):
         if m not in configs.MEASUREMENTS:
             p.error(f"unknown measurement {m!r}")
     results = {"config_name": args.config, "config": cfg, "repeats": args.repeats, "warmup": args.warmup,
-               "threads": args.threads, "compile": args.compile, "lean_gib": args.lean, "host": platform.node(), "python": platform.python_version(),
+               "threads": args.threads, "compile": args.compile, "lean_gib": args.lean, "fp8_matmul": args.fp8_matmul, "host": platform.node(), "python": platform.python_version(),
                "measurements": {}}
     try:
         import torch
@@ -263,7 +266,8 @@ def _table(results, impls):
     grow_key = "cuda_peak_growth_mb" if results["config"]["device"] == "cuda" else "peak_rss_growth_mb"
     print(f"\nconfig {results['config_name']} ({results['config']['dtype']}), threads {results['threads']}, "
           f"ours {'compiled' if results.get('compile') else 'eager'}"
-          f"{', fp8 + block streaming + decode for %g GiB' % results['lean_gib'] if results.get('lean_gib') else ''}, "
+          f"{', fp8 + block streaming + decode for %g GiB' % results['lean_gib'] if results.get('lean_gib') else ''}"
+          f"{', fp8 matmuls' if results.get('fp8_matmul') else ''}, "
           f"median of {results['repeats']}; memory: peak MB (growth over pre-run MB)")
     head = f"{'measure':<11}" + "".join(f"{i:>22}" for i in impls) + "".join(
         f"{'ours/' + i[:4]:>11}" for i in impls if i != "ours") + "".join(

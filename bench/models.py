@@ -10,6 +10,7 @@ import math
 import torch
 
 from ltx_core.loader.diffusers_format import transformer_config_from_diffusers, vae_config_from_diffusers
+from ltx_core.memory import stream_blocks
 
 from . import configs
 
@@ -67,8 +68,13 @@ def transformers(cfg: dict, device, dtype, impls=None) -> dict:
         with torch.device("meta"):
             ours = Transformer3D(TransformerConfig.from_dict(official_cfg))
         ours.load_state_dict(sd, strict=True, assign=True)
+        if cfg.get("lean") or cfg.get("fp8_matmul"):
+            _fp8_storage(ours, "cpu" if cfg.get("lean") else device)
+        if cfg.get("fp8_matmul"):
+            ours.use_fp8_matmul()
         if cfg.get("lean"):
-            _lean_transformer(ours, device)
+            _KEEP_ALIVE.append(stream_blocks(ours, device))
+            _KEEP_ALIVE[-1].__enter__()  # once: re-pinning per call would time the setup
         if cfg.get("compile"):
             ours.compile_blocks()  # compiled on the first (warm-up) call
         out["ours"] = ours.eval()
@@ -85,18 +91,14 @@ def transformers(cfg: dict, device, dtype, impls=None) -> dict:
     return out
 
 
-def _lean_transformer(model, device) -> None:
-    """The smallest-memory way to run ours: the block Linear weights stored in fp8 (upcast per layer to the bf16
-    compute dtype, which the other tensors take), all of it held in CPU memory, the blocks streamed to `device`
-    one at a time for as long as this process lives (entered once: re-pinning per call would time the setup)."""
+def _fp8_storage(model, device) -> None:
+    """Ours as an fp8 checkpoint loads: block Linear weights in float8_e4m3fn, everything else in the bf16 compute
+    dtype, on `device` (the CPU for --lean, whose blocks then stream to the GPU for as long as the process lives)."""
     from ltx_core.loader.precision import FP8_COMPUTE, fp8_eligible_keys
-    from ltx_core.memory import stream_blocks
 
     fp8 = fp8_eligible_keys(model, "transformer_blocks.")
     for name, p in model.named_parameters():
-        p.data = p.data.to("cpu", torch.float8_e4m3fn if name in fp8 else FP8_COMPUTE)
-    _KEEP_ALIVE.append(stream_blocks(model, device))
-    _KEEP_ALIVE[-1].__enter__()
+        p.data = p.data.to(device, torch.float8_e4m3fn if name in fp8 else FP8_COMPUTE)
 
 
 _KEEP_ALIVE = []
