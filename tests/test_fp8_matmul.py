@@ -99,3 +99,13 @@ def test_fp8_matmul_needs_fp8_weights():
     ours = Transformer3D(TransformerConfig.from_dict(cfg)).to(torch.bfloat16)
     with pytest.raises(ValueError, match=r"fp8 matmuls need fp8 weights.*bfloat16.*float8_e4m3fn"):
         ours.use_fp8_matmul()
+
+
+def test_fp8_output_dtypes_by_device():
+    from ltx_core.model.ops import fp8_output_supported
+
+    assert all(fp8_output_supported("cpu", d) for d in (torch.float32, torch.bfloat16, torch.float16))
+    assert fp8_output_supported("cuda", torch.bfloat16)
+    # CUDA's per-row kernels fail on these in some torch/cuBLAS versions: those layers upcast instead.
+    assert not any(fp8_output_supported("cuda", d) for d in (torch.float32, torch.float16))
+    assert not fp8_output_supported("cpu", torch.float8_e4m3fn)

@@ -30,6 +30,15 @@ def _rowwise_scales(device_type: str, index: int | None) -> bool:
     return device_type != "cuda" or torch.cuda.get_device_capability(index) >= (9, 0)
 
 
+def fp8_output_supported(device_type: str, dtype: torch.dtype) -> bool:
+    """Whether `torch._scaled_mm` can give results (and take a bias) in `dtype` there. CUDA's per-row kernels write
+    bf16 only (fp16 and fp32 depend on the torch and cuBLAS versions, and an fp32 result wants a bf16 bias), so
+    other activation dtypes take the upcast path rather than fail inside the kernel; the CPU takes any."""
+    if not dtype.is_floating_point or torch.finfo(dtype).bits <= 8:
+        return False
+    return device_type == "cpu" or dtype == torch.bfloat16
+
+
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                rowwise: bool | None = None) -> torch.Tensor:
     """F.linear(x, weight, bias) for an e4m3 `weight` (stored unscaled, as the official fp8 checkpoints are), with x
@@ -57,5 +66,5 @@ class Linear(nn.Linear):
 
     def _fp8_ready(self, x: torch.Tensor) -> bool:
         w = self.weight
-        return (w.dtype == torch.float8_e4m3fn and w.device == x.device and x.dtype.is_floating_point
-                and x.element_size() > 1 and w.shape[0] % FP8_ALIGN == 0 and w.shape[1] % FP8_ALIGN == 0)
+        return (w.dtype == torch.float8_e4m3fn and w.device == x.device and fp8_output_supported(x.device.type, x.dtype)
+                and w.shape[0] % FP8_ALIGN == 0 and w.shape[1] % FP8_ALIGN == 0)
