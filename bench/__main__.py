@@ -182,7 +182,7 @@ def _fmt(x, unit=""):
     return f"{x:.0f}"
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -205,6 +205,36 @@ def main(argv=None):
     p.add_argument("--_worker", choices=("time", "mem"), help=argparse.SUPPRESS)
     p.add_argument("--_measure", help=argparse.SUPPRESS)
     p.add_argument("--_impls", help=argparse.SUPPRESS)
+    return p
+
+
+def _measure(args, m: str, impls: list[str]) -> dict:
+    """One measurement: the interleaved timing subprocess, then (unless --no-memory) one peak-memory subprocess per
+    implementation; with medians, minima and ours' ratios when the timing succeeded."""
+    print(f"[bench] {m}: timing {','.join(impls)} (interleaved, {args.repeats} rounds) ...", file=sys.stderr,
+          flush=True)
+    entry = {"timing": _spawn(args, m, "time", impls)}
+    if not args.no_memory:
+        entry["memory"] = {}
+        for impl in impls:
+            print(f"[bench] {m}: peak memory of {impl} ...", file=sys.stderr, flush=True)
+            entry["memory"][impl] = _spawn(args, m, "mem", [impl])
+    timing = entry["timing"]
+    if "times_s" in timing:
+        med = {k: statistics.median(v) for k, v in timing["times_s"].items()}
+        entry["median_s"] = med
+        entry["min_s"] = {k: min(v) for k, v in timing["times_s"].items()}
+        cpu = {k: statistics.median(v) for k, v in timing["cpu_times_s"].items()}
+        entry["median_cpu_s"] = cpu
+        if "ours" in med:
+            entry["ratios"] = {f"ours/{k}": med["ours"] / med[k] for k in med if k != "ours"}
+            entry["cpu_time_ratios"] = {f"ours/{k}": cpu["ours"] / cpu[k] for k in cpu if k != "ours"}
+            entry["min_ratios"] = {f"ours/{k}": entry["min_s"]["ours"] / entry["min_s"][k] for k in med if k != "ours"}
+    return entry
+
+
+def main(argv=None):
+    p = _parser()
     args = p.parse_args(argv)
     args.config = args.config or ("cpu" if args.device == "cpu" else "cuda-2b")
 
@@ -222,8 +252,8 @@ def main(argv=None):
         if m not in configs.MEASUREMENTS:
             p.error(f"unknown measurement {m!r}")
     results = {"config_name": args.config, "config": cfg, "repeats": args.repeats, "warmup": args.warmup,
-               "threads": args.threads, "compile": args.compile, "lean_gib": args.lean, "fp8_matmul": args.fp8_matmul, "host": platform.node(), "python": platform.python_version(),
-               "measurements": {}}
+               "threads": args.threads, "compile": args.compile, "lean_gib": args.lean, "fp8_matmul": args.fp8_matmul,
+               "host": platform.node(), "python": platform.python_version(), "measurements": {}}
     try:
         import torch
 
@@ -232,26 +262,7 @@ def main(argv=None):
         pass
     started = time.time()
     for m in measures:
-        print(f"[bench] {m}: timing {','.join(impls)} (interleaved, {args.repeats} rounds) ...", file=sys.stderr,
-              flush=True)
-        entry = {"timing": _spawn(args, m, "time", impls)}
-        if not args.no_memory:
-            entry["memory"] = {}
-            for impl in impls:
-                print(f"[bench] {m}: peak memory of {impl} ...", file=sys.stderr, flush=True)
-                entry["memory"][impl] = _spawn(args, m, "mem", [impl])
-        timing = entry["timing"]
-        if "times_s" in timing:
-            med = {k: statistics.median(v) for k, v in timing["times_s"].items()}
-            entry["median_s"] = med
-            entry["min_s"] = {k: min(v) for k, v in timing["times_s"].items()}
-            cpu = {k: statistics.median(v) for k, v in timing["cpu_times_s"].items()}
-            entry["median_cpu_s"] = cpu
-            if "ours" in med:
-                entry["ratios"] = {f"ours/{k}": med["ours"] / med[k] for k in med if k != "ours"}
-                entry["cpu_time_ratios"] = {f"ours/{k}": cpu["ours"] / cpu[k] for k in cpu if k != "ours"}
-                entry["min_ratios"] = {f"ours/{k}": entry["min_s"]["ours"] / entry["min_s"][k] for k in med if k != "ours"}
-        results["measurements"][m] = entry
+        results["measurements"][m] = _measure(args, m, impls)
         with open(args.out, "w") as f:  # partial results survive an interrupted run
             json.dump(results, f, indent=1)
     results["wall_s"] = time.time() - started

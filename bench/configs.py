@@ -7,6 +7,8 @@ cores. "cuda-2b" / "cuda-13b": the released shapes (2B at 768x512x121, 13B at 12
 """
 import copy
 
+from ltx_core.geometry import latent_grid
+
 # The 0.9.5-0.9.8 VAE (2B and 13B share it), in diffusers terms, with base width `b` (released: 128).
 def vae_095(b: int) -> dict:
     return dict(
@@ -52,8 +54,8 @@ CONFIGS = {
         step=dict(batch=2, grid=(3, 16, 16)),
         # sampling / end-to-end: pixels, frames, steps; CFG 3 (no STG: diffusers' LTXPipeline has none)
         sample=dict(height=256, width=384, frames=17, steps=4, guidance_scale=3.0),
-        vae_decode=dict(batch=1, grid=(3, 8, 12)),
-        upsample=dict(batch=1, grid=(3, 8, 12)),
+        vae_decode=dict(batch=1, grid=latent_grid(17, 256, 384)),  # the sample's latents, (3, 8, 12)
+        upsample=dict(batch=1, grid=latent_grid(17, 256, 384)),
     ),
     "cuda-2b": dict(
         device="cuda", dtype="bfloat16",
@@ -61,10 +63,10 @@ CONFIGS = {
         vae=vae_095(128),
         upsampler=spatial_upsampler(512),
         text_len=128, text_valid=40,
-        step=dict(batch=2, grid=(16, 16, 24)),  # 768x512x121
+        step=dict(batch=2, grid=latent_grid(121, 512, 768)),  # (16, 16, 24)
         sample=dict(height=512, width=768, frames=121, steps=20, guidance_scale=3.0),
-        vae_decode=dict(batch=1, grid=(16, 16, 24)),
-        upsample=dict(batch=1, grid=(16, 16, 24)),
+        vae_decode=dict(batch=1, grid=latent_grid(121, 512, 768)),
+        upsample=dict(batch=1, grid=latent_grid(121, 512, 768)),
     ),
     "cuda-13b": dict(
         device="cuda", dtype="bfloat16",
@@ -72,10 +74,11 @@ CONFIGS = {
         vae=vae_095(128),
         upsampler=spatial_upsampler(512),
         text_len=128, text_valid=40,
-        step=dict(batch=2, grid=(16, 22, 38)),  # 1216x704x121
+        step=dict(batch=2, grid=latent_grid(121, 704, 1216)),  # (16, 22, 38)
         sample=dict(height=704, width=1216, frames=121, steps=20, guidance_scale=3.0),
-        vae_decode=dict(batch=1, grid=(16, 22, 38)),
-        upsample=dict(batch=1, grid=(16, 11, 19)),  # the multi-scale first pass's latents (x2 -> 22x38)
+        vae_decode=dict(batch=1, grid=latent_grid(121, 704, 1216)),
+        # The multi-scale first pass's latents, (16, 11, 19): x2 makes the 22x38 grid of 1216x704.
+        upsample=dict(batch=1, grid=latent_grid(121, 352, 608)),
     ),
 }
 

@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from ltx_core.geometry import LATENT_CHANNELS
 from ltx_core.loader.diffusers_format import transformer_config_from_diffusers, vae_config_from_diffusers
 from ltx_core.memory import stream_blocks
 
@@ -235,7 +236,7 @@ def _build_step(cfg, device, dtype, impls):
     batch, grid = cfg["step"]["batch"], cfg["step"]["grid"]
     g = torch.Generator().manual_seed(2)
     n = math.prod(grid)
-    tokens = torch.randn(batch, n, 128, generator=g).to(device, dtype)
+    tokens = torch.randn(batch, n, LATENT_CHANNELS, generator=g).to(device, dtype)
     context, mask = text(cfg, batch, device, dtype)
     t = torch.full((batch,), 0.7, device=device)
     any_model = next(iter(models.values()))
@@ -267,7 +268,7 @@ def _build_vae_decode(cfg, device, dtype, impls):
     models, stats = vaes(cfg, device, dtype, impls)
     b, grid = cfg["vae_decode"]["batch"], cfg["vae_decode"]["grid"]
     g = torch.Generator().manual_seed(3)
-    latent = torch.randn(b, 128, *grid, generator=g).to(device, dtype)
+    latent = torch.randn(b, LATENT_CHANNELS, *grid, generator=g).to(device, dtype)
     ts = torch.full((b,), 0.05, device=device)
     fns = {}
     if "ours" in models:
@@ -286,12 +287,12 @@ def _build_vae_decode(cfg, device, dtype, impls):
 def _build_upsample(cfg, device, dtype, impls):
     models = upsamplers(cfg, device, dtype, impls)
     b, grid = cfg["upsample"]["batch"], cfg["upsample"]["grid"]
-    x = torch.randn(b, 128, *grid, generator=torch.Generator().manual_seed(4)).to(device, dtype)
+    x = torch.randn(b, LATENT_CHANNELS, *grid, generator=torch.Generator().manual_seed(4)).to(device, dtype)
     return {name: (lambda m=m: m(x)) for name, m in models.items()}
 
 
 def _pipelines(cfg, device, dtype, impls, output_video):
-    from ltx_core.pipelines import PipelineConfig, generate
+    from ltx_core.pipelines import GenerationRequest, Models, PipelineConfig, TextConditioning, generate
 
     s = cfg["sample"]
     tr = transformers(cfg, device, dtype, impls)
@@ -311,14 +312,17 @@ def _pipelines(cfg, device, dtype, impls, output_video):
 
         tiling = "auto"
         if cfg.get("lean"):
+            from ltx_core.geometry import latent_shape
             from ltx_core.memory.estimate import choose_decode_tiling
 
-            grid = ((s["frames"] - 1) // 8 + 1, s["height"] // 32, s["width"] // 32)
-            tiling = choose_decode_tiling(v_ours, (1, 128, *grid), dtype, int(cfg["lean"] * 2**30))
+            shape = latent_shape(1, s["frames"], s["height"], s["width"])
+            tiling = choose_decode_tiling(v_ours, shape, dtype, int(cfg["lean"] * 2**30))
+
+        models, prompts = Models(t_ours, v_ours, scheduler_config=configs.SCHEDULER), TextConditioning(pos, pm, neg, nm)
+        request = GenerationRequest(seed=1234, output=out, decode_tiling=tiling, **common)
 
         def run_ours():
-            res = generate(t_ours, v_ours, pc, pos, pm, neg, nm, seed=1234, scheduler_config=configs.SCHEDULER,
-                           output=out, decode_tiling=tiling, **common)
+            res = generate(models, pc, prompts, request)
             return res.video if output_video else res.latents
 
         fns["ours"] = run_ours

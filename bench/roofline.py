@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ltx_core.geometry import latent_grid
 from ltx_core.loader.diffusers_format import transformer_config_from_diffusers
 
 from . import configs
@@ -39,7 +40,6 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float8_e4m3fn": 1}
 TIMESTEP_SINUSOID_CHANNELS = 256  # ltx_core.model.transformer.embeddings
 NUM_MODULATIONS = 6  # ltx_core.model.transformer.block: shift/scale/gate for attention and feed-forward
 FF_MULT = 4
-SPATIAL_COMPRESSION, TEMPORAL_COMPRESSION = 32, 8  # the video VAE: latent grid of a (frames, height, width) video
 
 
 def _dims(arch: dict) -> dict:
@@ -120,9 +120,9 @@ def memory_plan(config: str, budget_gb: float, cfg_batch: int = 2, text_tokens: 
     cfg = configs.get(config)
     sample = cfg["sample"]
     text_tokens = cfg["text_len"] if text_tokens is None else text_tokens
-    grid = latent_grid(sample["height"], sample["width"], sample["frames"])
+    grid = latent_grid(sample["frames"], sample["height"], sample["width"])
     tr = TransformerConfig.from_dict(transformer_config_from_diffusers(cfg["transformer"]))
-    acts = est.transformer_activation_bytes(tr, cfg_batch, *grid, torch.bfloat16, text_tokens)
+    acts = est.transformer_activation_bytes(tr, cfg_batch, grid, torch.bfloat16, text_tokens)
     steps = {}
     for name, dtype, streaming in (("bf16", torch.bfloat16, False), ("fp8", torch.float8_e4m3fn, False),
                                    ("fp8 + streaming", torch.float8_e4m3fn, True)):
@@ -187,24 +187,16 @@ def floors(flops: float, nbytes: float, peak_flops: float, bandwidth: float) -> 
     return dict(compute=compute, memory=memory, bound="compute" if compute >= memory else "memory")
 
 
-def latent_grid(height: int, width: int, frames: int) -> tuple[int, int, int]:
-    """(F, H, W) latent grid of a video: (frames - 1) / 8 + 1 by height / 32 by width / 32."""
-    if height % SPATIAL_COMPRESSION or width % SPATIAL_COMPRESSION or (frames - 1) % TEMPORAL_COMPRESSION:
-        raise ValueError(f"height and width must be multiples of {SPATIAL_COMPRESSION} and frames "
-                         f"{TEMPORAL_COMPRESSION}k + 1, got {height}x{width}x{frames}")
-    return (frames - 1) // TEMPORAL_COMPRESSION + 1, height // SPATIAL_COMPRESSION, width // SPATIAL_COMPRESSION
-
-
 def sampling_roofline(config: str, device: str, steps: int | None = None, cfg_batch: int = 2,
                       text_tokens: int | None = None, bytes_per_param: float | None = None) -> dict:
     """Work and floors of one transformer step (a batch of `cfg_batch`) and of `steps` of them, at the config's
-    sampling shape (`configs.get(config)["sample"]`)."""
+    sampling shape (`configs.get(config)["sample"]`, its latent grid as `ltx_core.geometry` computes it)."""
     cfg = configs.get(config)
     sample, arch, dev = cfg["sample"], cfg["transformer"], DEVICES[device]
     steps = sample["steps"] if steps is None else steps
     text_tokens = cfg["text_len"] if text_tokens is None else text_tokens
     bytes_per_param = DTYPE_BYTES[cfg["dtype"]] if bytes_per_param is None else bytes_per_param
-    grid = latent_grid(sample["height"], sample["width"], sample["frames"])
+    grid = latent_grid(sample["frames"], sample["height"], sample["width"])
     tokens = grid[0] * grid[1] * grid[2]
     flops = transformer_flops(arch, cfg_batch, tokens, text_tokens)
     weight_bytes = transformer_weight_bytes(arch, bytes_per_param)

@@ -1,16 +1,90 @@
 """LTX-Video model stack: official checkpoints in, the official numbers out. No ComfyUI imports here.
 
-The loaders are imported on first use: `python -m ltx_core --help` and argument errors should not wait for
-transformers and the model code to import.
+The names below are the public API: the command line (`ltx_core.cli`) and the ComfyUI nodes use only these.
+They are imported on first use: `python -m ltx_core --help` and argument errors should not wait for transformers
+and the model code to import.
 """
 import importlib
 
 _EXPORTS = {
+    # loading
     "Checkpoint": ".loader.checkpoint",
     "load_checkpoint": ".loader.checkpoint",
     "ModelFileError": ".loader.errors",
     "load_text_encoder": ".loader.text_encoder_files",
     "load_upsampler": ".loader.upsampler_file",
+    "LoadOptions": ".app.loading",
+    "OptionError": ".app.loading",
+    "companion_dtype": ".app.loading",
+    "load_video_model": ".app.loading",
+    # recipes
+    "PipelineConfig": ".pipelines.config",
+    "load_pipeline_config": ".presets",
+    "preset_names": ".presets",
+    "OFFICIAL_CHECKPOINTS": ".presets",
+    "OFFICIAL_TEXT_ENCODERS": ".presets",
+    "OFFICIAL_UPSAMPLERS": ".presets",
+    # conditioning
+    "TextConditioning": ".conditioning.text",
+    "encode_prompts": ".app.text",
+    "ConditioningItem": ".conditioning.items",
+    "Keyframe": ".app.keyframes",
+    "prepare_keyframes": ".app.keyframes",
+    "MediaError": ".conditioning.media",
+    "load_media": ".conditioning.media",
+    "pad_media": ".conditioning.media",
+    # generation
+    "Models": ".pipelines.request",
+    "GenerationRequest": ".pipelines.request",
+    "GenerationResult": ".pipelines.generation",
+    "generate": ".pipelines.generation",
+    "Cancelled": ".sampling.denoise",
+    "check_upsampler": ".pipelines.multiscale",
+    "upsample_latents": ".pipelines.multiscale",
+    "encode_media": ".pipelines.sampling_pass",
+    # decoding and output
+    "DecodeSettings": ".pipelines.decode",
+    "DecodeTiling": ".pipelines.decode",
+    "TilingConfig": ".model.video_vae",
+    "VideoTarget": ".pipelines.decode",
+    "decode_video": ".pipelines.decode",
+    "save_latents": ".app.output",
+    "save_video": ".app.output",
+    # memory
+    "MemoryRefusal": ".memory.plan",
+    "TEXT_ENCODE_BYTES": ".memory.plan",
+    "check_generation_memory": ".app.planning",
+    "decode_work_bytes": ".memory.plan",
+    "device_free_bytes": ".memory.estimate",
+    "encode_work_bytes": ".memory.plan",
+    "stream_blocks": ".memory.streaming",
+    "transformer_weight_bytes": ".memory.estimate",
+    "upsample_work_bytes": ".memory.plan",
+    # geometry and vocabularies
+    "FRAMES_PER_LATENT": ".geometry",
+    "PIXELS_PER_LATENT": ".geometry",
+    "LATENT_CHANNELS": ".geometry",
+    "frame_count_problem": ".geometry",
+    "padded_frames": ".geometry",
+    "pixel_size": ".geometry",
+    "pixel_size_problem": ".geometry",
+    "CONDITIONING_CRF": ".defaults",
+    "DECODE_NOISE_SCALE": ".defaults",
+    "DECODE_TIMESTEP": ".defaults",
+    "DEFAULT_FRAME_RATE": ".defaults",
+    "DEFAULT_HEIGHT": ".defaults",
+    "DEFAULT_NEGATIVE_PROMPT": ".defaults",
+    "DEFAULT_NUM_FRAMES": ".defaults",
+    "DEFAULT_PIPELINE_CONFIG": ".defaults",
+    "DEFAULT_SEED": ".defaults",
+    "DEFAULT_WIDTH": ".defaults",
+    "HF_REPO": ".defaults",
+    "HF_URL": ".defaults",
+    "IMAGE_COND_NOISE_SCALE": ".defaults",
+    "SCHEDULES": ".defaults",
+    "STG_MODE_NAMES": ".defaults",
+    "T5_SOURCES": ".defaults",
+    "WEIGHT_DTYPES": ".defaults",
 }
 __all__ = list(_EXPORTS)
 

@@ -14,20 +14,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-HF_REPO = "Lightricks/LTX-Video"
-HF_URL = f"https://huggingface.co/{HF_REPO}"
-T5_HINT = ("a T5-XXL encoder: ComfyUI's t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors (Hugging Face repo "
-           "comfyanonymous/flux_text_encoders), a Hugging Face T5 folder, or the text_encoder/ + tokenizer/ folders "
-           "of Hugging Face repo PixArt-alpha/PixArt-XL-2-1024-MS, which the official configs name")
-
-DEFAULT_PIPELINE_CONFIG = "configs/ltxv-13b-0.9.7-dev.yaml"  # inference.py's default; resolves to the preset
-DEFAULT_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
-DEFAULT_SEED = 171198
-DEFAULT_HEIGHT, DEFAULT_WIDTH, DEFAULT_NUM_FRAMES, DEFAULT_FRAME_RATE = 704, 1216, 121, 30
-DEFAULT_IMAGE_COND_NOISE_SCALE = 0.15
-
-_DTYPES = ("float32", "bfloat16", "float16", "float8_e4m3fn", "float8_e5m2")
-
+from . import (DEFAULT_FRAME_RATE, DEFAULT_HEIGHT, DEFAULT_NEGATIVE_PROMPT, DEFAULT_NUM_FRAMES,
+               DEFAULT_PIPELINE_CONFIG, DEFAULT_SEED, DEFAULT_WIDTH, HF_REPO, HF_URL, IMAGE_COND_NOISE_SCALE,
+               T5_SOURCES, WEIGHT_DTYPES)
 
 class UsageError(Exception):
     """A problem with the user's arguments or files: reported as one line, exit code 2."""
@@ -77,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "fast on Ada/Hopper GPUs) instead of upcasting each layer to bf16; results differ by about "
                         "as much as fp8 storage itself")
     g.add_argument("--input_media_path", default=None, help="video (or image) to modify (video-to-video)")
-    g.add_argument("--image_cond_noise_scale", type=float, default=DEFAULT_IMAGE_COND_NOISE_SCALE)
+    g.add_argument("--image_cond_noise_scale", type=float, default=IMAGE_COND_NOISE_SCALE)
     g.add_argument("--conditioning_media_paths", nargs="+", default=None, metavar="PATH",
                    help="images or videos to condition on, one item each")
     g.add_argument("--conditioning_strengths", nargs="+", type=float, default=None, metavar="S",
@@ -86,13 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the frame each item starts at (required with --conditioning_media_paths)")
     g.add_argument("--checkpoint_path", default=None,
                    help="the model .safetensors (default: the config's checkpoint_path, looked up as given)")
-    g.add_argument("--text_encoder_path", default=None, help=T5_HINT)
+    g.add_argument("--text_encoder_path", default=None, help=f"a T5-XXL encoder: {T5_SOURCES}")
     g.add_argument("--spatial_upscaler_model_path", default=None,
                    help="latent upsampler for multi-scale configs (default: the config's, looked up as given and "
                         "next to the checkpoint)")
     g.add_argument("--num_inference_steps", type=int, default=None, help="override the config's step count")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, mps (default: cuda when available)")
-    g.add_argument("--dtype", default=None, choices=_DTYPES,
+    g.add_argument("--dtype", default=None, choices=WEIGHT_DTYPES,
                    help="model weights dtype (default: from the config's precision)")
     g.add_argument("--output_latents", default=None, metavar="FILE.safetensors",
                    help="also save the final latents (tensor 'latents') to this file")
@@ -178,7 +167,7 @@ def _resolve_models(a, cfg, config_dir):
     te_cfg = cfg.get("text_encoder_model_name_or_path")
     te_cfg = te_cfg if te_cfg and Path(str(te_cfg)).expanduser().exists() else None  # a hub id is no local file
     te = _find_model_file(a.text_encoder_path, te_cfg, [], "text encoder", "--text_encoder_path",
-                          f"give {T5_HINT}")
+                          f"give a T5-XXL encoder: {T5_SOURCES}")
     up = None
     if cfg.get("pipeline_type") == "multi-scale":
         up_name = cfg.get("spatial_upscaler_model_path")
@@ -258,8 +247,7 @@ def _log(msg: str):
 
 def prepare_inputs(a):
     """Everything that needs no model: returns a dict for `run_generation`."""
-    from .conditioning.media import MediaError, load_media, pad_media, padded_size, trim_to_valid_frames
-    from .presets import load_pipeline_config
+    from . import Keyframe, MediaError, load_media, load_pipeline_config, pad_media, padded_frames, prepare_keyframes
 
     _validate_numbers(a)
     cond = _validate_conditioning(a)
@@ -271,37 +259,25 @@ def prepare_inputs(a):
         raise UsageError(f"--pipeline_config {a.pipeline_config}: not an LTX-Video pipeline config "
                          "(no 'pipeline_type')")
     config_dir = Path(a.pipeline_config).expanduser().parent if Path(a.pipeline_config).is_file() else None
-    dtype = a.dtype or _precision_dtype(cfg.get("precision"))
     ck_path, te_path, up_path = _resolve_models(a, cfg, config_dir)
-
-    # conditioning media, prepared as inference.py does (just-cropped, padded like the output), then resized to the
-    # padded size as the official pipeline does before a pass at that size
-    _, _, frames_padded = padded_size(a.height, a.width, a.num_frames)
-    items = []
-    for path, strength, start in cond:
-        try:
-            media = load_media(path, a.height, a.width, max_frames=a.num_frames - start, just_crop=True)
-        except MediaError as e:
-            raise UsageError(f"conditioning media {e}") from None
-        n = trim_to_valid_frames(media.shape[2])
-        if start > 0 and n > 1 and start % 8:
-            raise UsageError(f"conditioning video {path} ({n} frames used) starts at frame {start}: a clip that "
-                             "does not start at frame 0 must start at a multiple of 8")
-        if n < media.shape[2]:
-            _log(f"trimming conditioning video {path} from {media.shape[2]} to {n} frames (8k+1 from frame {start})")
-            media = media[:, :, :n]
-        items.append((pad_media(media, a.height, a.width), start, strength))
+    try:
+        keyframes = [Keyframe.from_file(path, start, strength, a.num_frames) for path, strength, start in cond]
+        conditioning = prepare_keyframes(keyframes, a.height, a.width, a.num_frames)
+    except MediaError as e:
+        raise UsageError(f"conditioning media {e}") from None
+    except ValueError as e:  # the frame rules, naming the file
+        raise UsageError(str(e)) from None
     input_media = None
     if a.input_media_path:
         try:
-            input_media = load_media(a.input_media_path, a.height, a.width, max_frames=frames_padded)
+            media = load_media(a.input_media_path, a.height, a.width, max_frames=padded_frames(a.num_frames))
         except MediaError as e:
             raise UsageError(f"--input_media_path {e}") from None
-        input_media = pad_media(input_media, a.height, a.width)
+        input_media = pad_media(media, a.height, a.width)
     if a.output_latents:
         Path(a.output_latents).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    return {"config": cfg, "dtype": dtype, "checkpoint": ck_path, "text_encoder": te_path, "upsampler": up_path,
-            "conditioning": items, "input_media": input_media}
+    return {"config": cfg, "dtype": a.dtype or _precision_dtype(cfg.get("precision")), "checkpoint": ck_path,
+            "text_encoder": te_path, "upsampler": up_path, "conditioning": conditioning, "input_media": input_media}
 
 
 def _device(name):
@@ -317,121 +293,86 @@ def _device(name):
     return torch.device("cpu")
 
 
-def run_generation(a, prep):
+_FLAGS = {"fp8_matmul": "--fp8_matmul", "compile": "--compile"}
+_SMALLER = ("use --offload_to_cpu, --dtype float8_e4m3fn, fewer --num_frames or a smaller --height/--width, or free "
+            "the device's memory")
+
+
+def _load(a, prep, device):
+    """Text first (the encoder is freed before the transformer loads: peak memory is the larger of the two, not
+    their sum), then the video model and the upsampler."""
     import torch
 
-    from . import load_checkpoint, load_text_encoder, load_upsampler
-    from .loader.errors import ModelFileError
-    from .memory import stream_blocks
+    from . import (LoadOptions, Models, OptionError, companion_dtype, encode_prompts, load_text_encoder,
+                   load_upsampler, load_video_model)
 
-    try:
-        from .pipelines import ConditioningItem, PipelineConfig, generate
-    except ImportError as e:
-        raise RuntimeError(f"the generation pipeline is not available ({e})") from None
-
-    try:
-        pcfg = PipelineConfig.from_dict(prep["config"])
-    except (ValueError, TypeError, KeyError) as e:
-        raise UsageError(f"--pipeline_config {a.pipeline_config}: {e}") from None
-
-    device = _device(a.device)
-    if a.compile:  # before minutes of loading
-        from .model.transformer import inductor_unavailable
-
-        problem = inductor_unavailable(device.type)
-        if problem:
-            raise UsageError(f"--compile: {problem}")
     dtype = prep["dtype"]
+    options = LoadOptions(dtype=dtype, device="cpu" if a.offload_to_cpu else device, compute_device=device,
+                          fp8_matmul=a.fp8_matmul, compile=a.compile)
     try:
+        options.check()  # before minutes of loading
         _log(f"loading text encoder {prep['text_encoder']}")
-        te = load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype)
-        with torch.no_grad():
-            embeds, mask = te.encode([a.prompt])
-            neg_embeds, neg_mask = te.encode([a.negative_prompt])
-        del te  # freed before the transformer loads: peak memory is the larger of the two, not their sum
+        text = encode_prompts(load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype), a.prompt,
+                              a.negative_prompt)
         _log(f"loading checkpoint {prep['checkpoint']}")
-        ck = load_checkpoint(str(prep["checkpoint"]), device="cpu" if a.offload_to_cpu else device, dtype=dtype)
-        if a.offload_to_cpu:
-            ck.vae.to(device)
+        ck = load_video_model(str(prep["checkpoint"]), options)
+        ck.vae.to(device)
         upsampler = None
         if prep["upsampler"] is not None:
             _log(f"loading spatial upscaler {prep['upsampler']}")
-            upsampler = load_upsampler(str(prep["upsampler"]), device=device,
-                                       dtype="bfloat16" if dtype.startswith("float8") else dtype)
-    except (ModelFileError, ValueError) as e:  # a wrong, partial or foreign file; an unusable dtype
+            upsampler = load_upsampler(str(prep["upsampler"]), device=device, dtype=companion_dtype(dtype))
+    except OptionError as e:
+        raise UsageError(f"{_FLAGS[e.option]}: {e}") from None
+    except ValueError as e:  # a wrong, partial or foreign file; an unusable dtype
         raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     except torch.cuda.OutOfMemoryError:
         raise UsageError(f"out of memory on {device} while loading the models: {_SMALLER}") from None
+    return Models.from_checkpoint(ck, upsampler), text
 
-    _refuse_if_step_does_not_fit(a, pcfg, ck.transformer, device, int(embeds.shape[1]), bool(prep["conditioning"]))
-    conditioning = [ConditioningItem(media=m, start_frame=s, strength=st) for m, s, st in prep["conditioning"]]
-    scheduler_config = ck.config.get("scheduler")
-    if a.fp8_matmul:
-        try:
-            ck.transformer.use_fp8_matmul()
-        except ValueError as e:
-            raise UsageError(f"--fp8_matmul: {e}") from None
-    if a.compile:
-        ck.transformer.compile_blocks(device_type=device.type)
-    streaming = stream_blocks(ck.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
+
+def run_generation(a, prep):
+    import torch
+
+    from . import (GenerationRequest, MemoryRefusal, PipelineConfig, check_generation_memory, device_free_bytes,
+                   generate, stream_blocks)
+
     try:
+        cfg = PipelineConfig.from_dict(prep["config"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"--pipeline_config {a.pipeline_config}: {e}") from None
+    device = _device(a.device)
+    try:
+        models, text = _load(a, prep, device)
+        request = GenerationRequest(
+            height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate, seed=a.seed,
+            conditioning=prep["conditioning"],
+            num_inference_steps=a.num_inference_steps, image_cond_noise_scale=a.image_cond_noise_scale,
+            input_media=prep["input_media"])
+        check_generation_memory(models.transformer, cfg, text, request,
+                                (device, device_free_bytes(device), a.offload_to_cpu))
+        streaming = stream_blocks(models.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
         with torch.no_grad(), streaming:
-            return generate(ck.transformer, ck.vae, pcfg, embeds, mask, neg_embeds, neg_mask,
-                            height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate,
-                            seed=a.seed, conditioning=conditioning, upsampler=upsampler,
-                            num_inference_steps=a.num_inference_steps, scheduler_config=scheduler_config,
-                            image_cond_noise_scale=a.image_cond_noise_scale, output="video", progress=_Progress(),
-                            input_media=prep["input_media"], allowed_inference_steps=ck.allowed_inference_steps)
+            return generate(models, cfg, text, request, progress=_Progress())
+    except MemoryRefusal as e:
+        raise UsageError(str(e) + ("" if e.streaming else " Or add --offload_to_cpu.")) from None
     except ValueError as e:  # e.g. a VAE decode that fits in no tiling
         raise UsageError(str(e).splitlines()[0]) from None
     except torch.cuda.OutOfMemoryError:
         raise UsageError(f"out of memory on {device} while generating: {_SMALLER}") from None
 
 
-_SMALLER = ("use --offload_to_cpu, --dtype float8_e4m3fn, fewer --num_frames or a smaller --height/--width, or free "
-            "the device's memory")
-
-
-def _refuse_if_step_does_not_fit(a, pcfg, transformer, device, text_len: int, conditioned: bool) -> None:
-    """Before sampling: on a device whose free memory is known, refuse a step that cannot fit, naming what would."""
-    from .memory.estimate import device_free_bytes, resident_budget, step_refusal
-
-    free = device_free_bytes(device)
-    if free is None:
-        return
-    problem = step_refusal(transformer, pcfg.max_conditions, a.num_frames, a.height, a.width,
-                           resident_budget(transformer, free, device), streaming=a.offload_to_cpu, device=device,
-                           text_len=text_len, per_token_timestep=conditioned)
-    if problem:
-        raise UsageError(problem + ("" if a.offload_to_cpu else " Or add --offload_to_cpu."))
-
-
 def save_outputs(a, res) -> Path:
-    from safetensors.torch import save_file
+    from . import save_latents, save_video
 
-    from .video_io import to_uint8_frames, write_mp4
-
-    frames = to_uint8_frames(res.video.float())
-    n, h, w = frames.shape[:3]
-    out = _output_file(a, n, h, w)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if n == 1 or out.suffix.lower() == ".png":
-        from PIL import Image
-
-        Image.fromarray(frames[0]).save(out)
-    else:
-        write_mp4(out, frames, a.frame_rate)
+    _, _, n, h, w = res.video.shape
+    out = save_video(_output_file(a, n, h, w), res.video, a.frame_rate)
     _log(f"output saved to {out}")
     if a.output_latents:
-        lat = getattr(res, "latents", None)
-        if lat is None:
-            _log("warning: the pipeline returned no latents; --output_latents not written")
-        else:
-            meta = {"prompt": a.prompt, "seed": str(a.seed), "height": str(a.height), "width": str(a.width),
-                    "num_frames": str(a.num_frames), "frame_rate": str(a.frame_rate),
-                    "pipeline_config": str(a.pipeline_config)}
-            save_file({"latents": lat.detach().cpu().contiguous()}, str(a.output_latents), metadata=meta)
-            _log(f"latents saved to {a.output_latents}")
+        meta = {"prompt": a.prompt, "seed": str(a.seed), "height": str(a.height), "width": str(a.width),
+                "num_frames": str(a.num_frames), "frame_rate": str(a.frame_rate),
+                "pipeline_config": str(a.pipeline_config)}
+        save_latents(a.output_latents, res.latents, meta)
+        _log(f"latents saved to {a.output_latents}")
     return out
 
 

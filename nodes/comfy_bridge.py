@@ -8,6 +8,7 @@ Outside ComfyUI (tests, scripts) every function has a stand-in: model folders co
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -18,7 +19,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from ..ltx_core.memory import resident_bytes, stream_blocks
+from ..ltx_core import stream_blocks, transformer_weight_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,21 @@ def resolve_model(folder: str, name: str, what: str, hint: str = "") -> Path:
                              "Put the file there and refresh the node list (press R), or pick another file.")
 
 
+def tokenizer_dirs() -> list[Path]:
+    """ComfyUI ships the T5 tokenizer in comfy/text_encoders/t5_tokenizer. It is found through the `comfy`
+    package already imported by ComfyUI, or located (not imported) by name."""
+    module = sys.modules.get("comfy")
+    if module is not None:
+        roots = list(getattr(module, "__path__", []))
+    else:
+        try:
+            spec = importlib.util.find_spec("comfy")
+        except (ImportError, ValueError):
+            spec = None
+        roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    return [Path(root) / "text_encoders" / "t5_tokenizer" for root in roots]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # devices and dtypes
 
@@ -264,9 +280,6 @@ class ManagedModel:
     def load(self, memory_required: int = 0) -> torch.device:
         return load_models([self], memory_required)
 
-    def unload(self) -> None:
-        unload_model(self)
-
 
 def load_models(models: list[ManagedModel], memory_required: int = 0) -> torch.device:
     """Put the models on their load devices together (ComfyUI frees `memory_required` bytes more for the work);
@@ -279,7 +292,7 @@ def load_models(models: list[ManagedModel], memory_required: int = 0) -> torch.d
     return devices_used[0] if devices_used else torch.device("cpu")
 
 
-def must_stream(model: ManagedModel, others_bytes: int, memory_required: int) -> bool:
+def needs_block_streaming(model: ManagedModel, others_bytes: int, memory_required: int) -> bool:
     """Whether the transformer cannot sit whole on its GPU next to the other models and the work: its blocks then
     stream from CPU memory instead of failing with out-of-memory (or, under --novram, running on the CPU)."""
     if not IN_COMFYUI or model.load_device.type != "cuda":
@@ -288,9 +301,10 @@ def must_stream(model: ManagedModel, others_bytes: int, memory_required: int) ->
 
 
 @contextmanager
-def streamed(model: ManagedModel, memory_required: int):
+def streaming_blocks(model: ManagedModel, memory_required: int):
     """Run the transformer with its blocks streaming from the CPU; ComfyUI first frees room for what stays."""
-    mm.free_memory(resident_bytes(model.module) + int(memory_required), model.load_device)
+    weights = transformer_weight_bytes(model.module, model.module.compute_dtype, streaming=True)
+    mm.free_memory(weights + int(memory_required), model.load_device)
     with stream_blocks(model.module, model.load_device):
         yield
 

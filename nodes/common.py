@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..ltx_core import LATENT_CHANNELS, Keyframe, Models, TextConditioning, VideoTarget
 from . import comfy_bridge as bridge
 
 CATEGORY = "LTX-Video (stack)"
@@ -21,13 +22,8 @@ SETTINGS = "LTXVSTACK_SAMPLER_SETTINGS"
 # Extra key of our LATENT dicts (next to the standard "samples"): what the sampler knows about the video.
 LATENT_INFO = "ltxv_stack"
 
-LATENT_CHANNELS = 128
-SPATIAL_SCALE = 32
-TEMPORAL_SCALE = 8
 MAX_SIZE = 16384
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
-
-DEFAULT_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
 
 
 @dataclass
@@ -55,6 +51,9 @@ class ModelHandle:
     def module(self):
         return self.managed.module
 
+    def models(self, upsampler=None) -> Models:
+        return Models(self.module, self.vae.module, upsampler, self.scheduler_config, self.allowed_inference_steps)
+
 
 @dataclass
 class TextEncoderHandle:
@@ -74,18 +73,6 @@ class UpscalerHandle:
 
 
 @dataclass(frozen=True)
-class Keyframe:
-    """An image or a clip to condition on, kept as given (ComfyUI IMAGE frames); it is prepared (crop, resize, blur,
-    H.264 round trip) by the sampler, which knows the video size."""
-
-    frames: torch.Tensor  # (f, H, W, 3) float in [0, 1], CPU
-    frame_index: int  # >= 0: the frame its first frame goes to; < 0: its last frame lands at num_frames + index
-    strength: float
-    crf: int
-    blur: bool
-
-
-@dataclass(frozen=True)
 class Conditioning:
     embeds: torch.Tensor  # (1, L, C) T5 features
     mask: torch.Tensor  # (1, L)
@@ -93,6 +80,10 @@ class Conditioning:
     negative_mask: torch.Tensor
     frame_rate: float
     keyframes: tuple[Keyframe, ...] = ()
+
+    @property
+    def text(self) -> TextConditioning:
+        return TextConditioning(self.embeds, self.mask, self.negative_embeds, self.negative_mask)
 
     def with_keyframe(self, keyframe: Keyframe) -> "Conditioning":
         return Conditioning(self.embeds, self.mask, self.negative_embeds, self.negative_mask, self.frame_rate,
@@ -137,6 +128,12 @@ def check_latent(latent, what: str = "samples") -> torch.Tensor:
 def latent_info(latent: dict) -> dict:
     info = latent.get(LATENT_INFO) if isinstance(latent, dict) else None
     return dict(info) if isinstance(info, dict) else {}
+
+
+def latent_target(latent: dict) -> VideoTarget | None:
+    """The size the sampler was asked for, which VAE Decode crops back to (JSON-safe in the LATENT dict)."""
+    target = latent_info(latent).get("target")
+    return VideoTarget(**target) if target else None
 
 
 def make_latent(samples: torch.Tensor, info: dict | None = None) -> dict:

@@ -2,10 +2,7 @@
 mapping options (the multi-scale recipe's middle step, for hand-built multi-pass workflows)."""
 from __future__ import annotations
 
-import torch
-
-from ..ltx_core.pipelines.base import tone_map
-from ..ltx_core.pipelines.multiscale import adain, upsample_latents
+from ..ltx_core import upsample_latents, upsample_work_bytes
 from . import comfy_bridge as bridge
 from .common import (
     CATEGORY,
@@ -15,6 +12,7 @@ from .common import (
     VAEHandle,
     check_latent,
     latent_info,
+    latent_target,
     make_latent,
 )
 
@@ -54,23 +52,16 @@ class LatentUpsample:
         if not 0.0 <= adain_factor <= 1.0 or not 0.0 <= tone_map_compression <= 1.0:
             raise ValueError(f"{node}: adain_factor and tone_map_compression must be between 0 and 1")
         up_model = upscale_model.module
-        b, c, f, h, w = z.shape
-        memory = b * c * f * h * w * 4 * up_model.config.mid_channels * 16
-        device = bridge.load_models([upscale_model.managed, vae.managed], memory)
-        with torch.no_grad():
-            x = z.to(device, torch.float32)
-            up = upsample_latents(vae.module, up_model, x)
-            if adain_factor > 0:
-                up = torch.lerp(up, adain(up, x), adain_factor)
-            if tone_map_compression > 0:
-                up = tone_map(up, tone_map_compression)
+        device = bridge.load_models([upscale_model.managed, vae.managed], upsample_work_bytes(up_model, z.shape))
+        up = upsample_latents(vae.module, up_model, z.float().to(device), adain_factor, tone_map_compression)
         bridge.check_interrupt()
 
         info = latent_info(samples)
-        s, t = getattr(up_model, "spatial_scale", 2), getattr(up_model, "temporal_scale", 1)
-        target = info.pop("target", None)
+        info.pop("target", None)
+        s, t = up_model.spatial_scale, up_model.temporal_scale
+        target = latent_target(samples)
         if target and t == 1:
-            info["target"] = {k: v * s if k != "num_frames" else v for k, v in target.items()}
+            info["target"] = vars(target.scaled(s))
         if t != 1 and "frame_rate" in info:
             info["frame_rate"] = info["frame_rate"] * t
         return (make_latent(up, info),)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 
 from ..ltx_core import (
-    ModelFileError,
-    load_checkpoint,
+    OFFICIAL_CHECKPOINTS,
+    OFFICIAL_TEXT_ENCODERS,
+    OFFICIAL_UPSAMPLERS,
+    LoadOptions,
     load_text_encoder,
     load_upsampler,
+    load_video_model,
 )
-from ..ltx_core.model.transformer import inductor_unavailable
-from ..ltx_core.presets.official import OFFICIAL_CONFIGS
 from . import comfy_bridge as bridge
 from .common import (
     CATEGORY,
@@ -32,13 +33,7 @@ HF_LTXV = "Hugging Face: Lightricks/LTX-Video"
 HF_T5 = "Hugging Face: comfyanonymous/flux_text_encoders"
 
 # The official release names (what the workflows refer to).
-OFFICIAL_CHECKPOINTS = tuple(sorted({c["checkpoint_path"] for c in OFFICIAL_CONFIGS.values()}
-                                    | {"ltxv-2b-0.9.6-dev-04-25.safetensors"}))
-OFFICIAL_TEXT_ENCODERS = ("t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors",
-                          "t5xxl_fp8_e4m3fn_scaled.safetensors")
-OFFICIAL_UPSAMPLERS = ("ltxv-spatial-upscaler-0.9.7.safetensors", "ltxv-spatial-upscaler-0.9.8.safetensors",
-                       "ltxv-temporal-upscaler-0.9.7.safetensors")
-
+__all__ = ["OFFICIAL_CHECKPOINTS", "OFFICIAL_TEXT_ENCODERS", "OFFICIAL_UPSAMPLERS"]
 CHECKPOINT_DTYPES = ("default", "bfloat16", "float32", "float16", "float8_e4m3fn", "float8_e5m2")
 TEXT_ENCODER_DTYPES = ("default", "bfloat16", "float32", "float16", "float8_e4m3fn")
 UPSAMPLER_DTYPES = ("default", "bfloat16", "float32", "float16")
@@ -107,29 +102,16 @@ class CheckpointLoader:
     def load(self, ckpt_name, weight_dtype, fp8_matmul=False, compile=False):
         node = "LTX-Video Checkpoint Loader"
         path = bridge.resolve_model(bridge.CHECKPOINTS, ckpt_name, "checkpoint", f"Download it from {HF_LTXV}.")
-        dtype = _dtype(weight_dtype, "diffusion")
-        vae_dtype = bridge.default_dtype("vae") if weight_dtype == "default" else None
         load_device, offload = bridge.devices("diffusion")
-        problem = compile and inductor_unavailable(load_device.type)
-        if problem:  # before the load, not after
-            raise ValueError(f"{node}: cannot compile the transformer: {problem}")
+        options = LoadOptions(dtype=_dtype(weight_dtype, "diffusion"), device=offload, compute_device=load_device,
+                              vae_dtype=bridge.default_dtype("vae") if weight_dtype == "default" else None,
+                              fp8_matmul=bool(fp8_matmul), compile=bool(compile))
         try:
-            ck = load_checkpoint(path, device=offload, dtype=dtype, vae_dtype=vae_dtype)
-        except (ModelFileError, ValueError) as e:
+            ck = load_video_model(path, options)
+        except ValueError as e:  # OptionError, ModelFileError: one line naming the option or file
             raise node_error(node, e) from None
-        if ck.transformer is None:
-            raise ValueError(f"{node}: {ckpt_name} holds only a VAE, no transformer; pick a full LTX-Video checkpoint")
-        if ck.vae is None:
-            raise ValueError(f"{node}: {ckpt_name} holds no VAE (vae.* tensors); pick a full LTX-Video checkpoint")
         for note in ck.notes:
             logger.info("LTX-Video (stack): %s: %s", ckpt_name, note)
-        if fp8_matmul:
-            try:
-                ck.transformer.use_fp8_matmul()
-            except ValueError as e:
-                raise node_error(node, e) from None
-        if compile:
-            ck.transformer.compile_blocks(device_type=load_device.type)
         vae = VAEHandle(ckpt_name, bridge.ManagedModel(ck.vae, "vae", f"{ckpt_name} (VAE)"))
         model = ModelHandle(ckpt_name, bridge.ManagedModel(ck.transformer, "diffusion", ckpt_name), vae,
                             (ck.config or {}).get("scheduler"), ck.allowed_inference_steps)
@@ -164,8 +146,9 @@ class TextEncoderLoader:
                                     f"Download t5xxl_fp16.safetensors ({HF_T5}).")
         _, offload = bridge.devices("text_encoder")
         try:
-            te = load_text_encoder(path, device=offload, dtype=_dtype(dtype, "text_encoder"))
-        except (ModelFileError, ValueError) as e:
+            te = load_text_encoder(path, device=offload, dtype=_dtype(dtype, "text_encoder"),
+                                   tokenizer_dirs=bridge.tokenizer_dirs())
+        except ValueError as e:
             raise node_error(node, e) from None
         return (TextEncoderHandle(text_encoder_name, te, bridge.ManagedModel(te.model, "text_encoder",
                                                                              text_encoder_name)),)
@@ -199,7 +182,7 @@ class UpsamplerLoader:
         _, offload = bridge.devices("vae")
         try:
             up = load_upsampler(path, device=offload, dtype=_dtype(dtype, "vae"))
-        except (ModelFileError, ValueError) as e:
+        except ValueError as e:
             raise node_error(node, e) from None
         return (UpscalerHandle(upscale_model_name, bridge.ManagedModel(up, "vae", upscale_model_name)),)
 

@@ -7,11 +7,25 @@ import warnings
 
 import torch
 
-from ..ltx_core.memory.estimate import (HEADROOM, latent_grid, resident_budget, step_refusal,
-                                       transformer_activation_bytes)
-from ..ltx_core.pipelines import Cancelled, PipelineConfig, generate, padded_size
-from ..ltx_core.presets import load_pipeline_config, preset_names
-from ..ltx_core.sampling.guidance import STG_MODES
+from ..ltx_core import (
+    DECODE_NOISE_SCALE,
+    DECODE_TIMESTEP,
+    FRAMES_PER_LATENT,
+    PIXELS_PER_LATENT,
+    SCHEDULES,
+    STG_MODE_NAMES,
+    Cancelled,
+    GenerationRequest,
+    PipelineConfig,
+    VideoTarget,
+    check_generation_memory,
+    check_upsampler,
+    generate,
+    load_pipeline_config,
+    pixel_size,
+    prepare_keyframes,
+    preset_names,
+)
 from . import comfy_bridge as bridge
 from .common import (
     CATEGORY,
@@ -20,8 +34,6 @@ from .common import (
     MAX_SIZE,
     MODEL,
     SETTINGS,
-    SPATIAL_SCALE,
-    TEMPORAL_SCALE,
     UPSCALER,
     Conditioning,
     ModelHandle,
@@ -32,39 +44,16 @@ from .common import (
     make_latent,
     node_error,
 )
-from .conditioning import conditioning_items
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "ltxv-2b-0.9.6-dev"
-SCHEDULES = ("from_checkpoint", "linear-quadratic", "uniform")
-STG_MODE_CHOICES = ("attention_values", "attention_skip", "residual", "transformer_block")
-
+UPSAMPLER_HINT = ("connect an LTX-Video Latent Upsampler Loader with ltxv-spatial-upscaler-0.9.8.safetensors to "
+                  "upscale_model, or pick a single-pass preset")
 
 # Devices whose free memory is checked against the step estimate before sampling (the CPU has swap and no hard
 # limit worth refusing on; tests widen this).
 CHECKED_DEVICE_TYPES = ("cuda",)
-
-
-def _working_memory(node: str, model: ModelHandle, cfg: PipelineConfig, batch: int, num_frames: int, height: int,
-                    width: int, text_len: int, per_token: bool) -> int:
-    """The activation memory of one step (what ComfyUI is asked to free next to the weights); a ValueError before
-    sampling when the step would not fit on the device even with block streaming."""
-    module = model.module
-    device = model.managed.load_device
-    rows = batch * cfg.max_conditions
-    kw = dict(text_len=text_len, per_token_timestep=per_token)
-    work = int(transformer_activation_bytes(module, rows, *latent_grid(num_frames, height, width),
-                                            module.compute_dtype, device_type=device.type, **kw) * HEADROOM)
-    free = bridge.free_memory_bytes(device) if device.type in CHECKED_DEVICE_TYPES else None
-    if free is None:
-        return work
-    # Weights already on the device are memory the run can use (streaming would move them off).
-    problem = step_refusal(module, rows, num_frames, height, width, resident_budget(module, free, device),
-                           streaming=True, device=device, **kw)
-    if problem:
-        raise ValueError(f"{node}: {problem}")
-    return work
 
 
 def _recipe(preset: str, settings) -> tuple[str, PipelineConfig]:
@@ -77,6 +66,36 @@ def _recipe(preset: str, settings) -> tuple[str, PipelineConfig]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return name, PipelineConfig.from_dict(raw)
+
+
+def _start_latent(node: str, latent, recipe: str, cfg: PipelineConfig, denoise: float):
+    """(latents to refine or None, their LATENT info, their (batch, num_frames, height, width) or None)."""
+    if latent is None:
+        if denoise < 1.0:
+            raise ValueError(f"{node}: denoise below 1.0 refines an input latent: connect one to latent, or set "
+                             "denoise to 1.0")
+        return None, {}, None
+    z = check_latent(latent, f"{node}: latent")
+    if cfg.is_multiscale:
+        raise ValueError(f"{node}: refining an input latent works with single-pass recipes; {recipe} is "
+                         "multi-scale. Pick a single-pass preset (e.g. ltxv-2b-0.9.6-distilled) or custom "
+                         "settings, or disconnect the latent")
+    if denoise >= 1.0:
+        raise ValueError(f"{node}: an input latent is refined with denoise below 1.0 (at 1.0 it would be "
+                         "replaced by noise); lower denoise (e.g. 0.4) or disconnect the latent")
+    info = latent_info(latent)
+    info.pop("noise_mask", None)
+    return z.float(), info, (z.shape[0], *pixel_size(*z.shape[2:]))
+
+
+def _placement(model: ModelHandle, others: list, work: int):
+    """Load the models for sampling; the transformer's blocks stream from CPU memory when it cannot sit whole on
+    its GPU next to the others and the work."""
+    if bridge.needs_block_streaming(model.managed, sum(m.size_bytes() for m in others), work):
+        bridge.load_models(others, work)
+        return bridge.streaming_blocks(model.managed, work)
+    bridge.load_models([model.managed] + others, work)
+    return contextlib.nullcontext()
 
 
 class Sampler:
@@ -101,13 +120,13 @@ class Sampler:
                                "schedule, CFG/STG guidance, single or multi-scale. Use the one named like your "
                                "checkpoint. Multi-scale (13B, 0.9.8 distilled) recipes need upscale_model. "
                                "Ignored when settings is connected."}),
-                "width": ("INT", {"default": 768, "min": SPATIAL_SCALE, "max": MAX_SIZE, "step": SPATIAL_SCALE,
+                "width": ("INT", {"default": 768, "min": PIXELS_PER_LATENT, "max": MAX_SIZE, "step": PIXELS_PER_LATENT,
                                   "tooltip": "Video width in pixels (generated at the next multiple of 32 and "
                                              "cropped back). Ignored with an input latent."}),
-                "height": ("INT", {"default": 512, "min": SPATIAL_SCALE, "max": MAX_SIZE, "step": SPATIAL_SCALE,
+                "height": ("INT", {"default": 512, "min": PIXELS_PER_LATENT, "max": MAX_SIZE, "step": PIXELS_PER_LATENT,
                                    "tooltip": "Video height in pixels (generated at the next multiple of 32 and "
                                               "cropped back). Ignored with an input latent."}),
-                "num_frames": ("INT", {"default": 97, "min": 1, "max": MAX_SIZE, "step": TEMPORAL_SCALE,
+                "num_frames": ("INT", {"default": 97, "min": 1, "max": MAX_SIZE, "step": FRAMES_PER_LATENT,
                                        "tooltip": "Number of frames; the model makes 8k+1 (9, 17, ..., 97, 121), "
                                                   "others are generated at the next such count and cut. Ignored "
                                                   "with an input latent."}),
@@ -137,6 +156,7 @@ class Sampler:
             },
         }
 
+    # many parameters: ComfyUI passes each input of the node by name
     def sample(self, model, conditioning, preset, width, height, num_frames, seed, steps, denoise,
                image_cond_noise_scale, upscale_model=None, settings=None, latent=None):
         node = "LTX-Video Sampler"
@@ -148,82 +168,41 @@ class Sampler:
             raise ValueError(f"{node}: upscale_model must come from LTX-Video Latent Upsampler Loader")
         try:
             recipe, cfg = _recipe(preset, settings)
+            check_upsampler(cfg, upscale_model and upscale_model.module, UPSAMPLER_HINT,
+                            upscale_model.name if upscale_model else "", recipe)
         except ValueError as e:
             raise node_error(node, e) from None
-
-        upsampler = None
-        if cfg.is_multiscale:
-            if upscale_model is None:
-                raise ValueError(f"{node}: {recipe} is a multi-scale recipe: connect an LTX-Video Latent Upsampler "
-                                 "Loader with ltxv-spatial-upscaler-0.9.8.safetensors to upscale_model, or pick a "
-                                 "single-pass preset")
-            up = upscale_model.module
-            if getattr(up, "spatial_scale", 2) != 2 or getattr(up, "temporal_scale", 1) != 1:
-                raise ValueError(f"{node}: {recipe} needs a spatial x2 latent upsampler, but {upscale_model.name} is "
-                                 "temporal; load ltxv-spatial-upscaler-0.9.8.safetensors")
-            upsampler = upscale_model
-        elif upscale_model is not None:
+        if upscale_model is not None and not cfg.is_multiscale:
             logger.info("LTX-Video (stack): %s is single-pass; upscale_model is not used", recipe)
-
-        start_latents, info = None, {}
-        batch = 1
-        if latent is not None:
-            z = check_latent(latent, f"{node}: latent")
-            if cfg.is_multiscale:
-                raise ValueError(f"{node}: refining an input latent works with single-pass recipes; {recipe} is "
-                                 "multi-scale. Pick a single-pass preset (e.g. ltxv-2b-0.9.6-distilled) or custom "
-                                 "settings, or disconnect the latent")
-            if denoise >= 1.0:
-                raise ValueError(f"{node}: an input latent is refined with denoise below 1.0 (at 1.0 it would be "
-                                 "replaced by noise); lower denoise (e.g. 0.4) or disconnect the latent")
-            batch, _, lf, lh, lw = z.shape
-            num_frames, height, width = (lf - 1) * TEMPORAL_SCALE + 1, lh * SPATIAL_SCALE, lw * SPATIAL_SCALE
-            start_latents = z.float()
-            info = latent_info(latent)
-            info.pop("noise_mask", None)
-        elif denoise < 1.0:
-            raise ValueError(f"{node}: denoise below 1.0 refines an input latent: connect one to latent, or set "
-                             "denoise to 1.0")
-
+            upscale_model = None
+        start, info, size = _start_latent(node, latent, recipe, cfg, denoise)
+        batch, num_frames, height, width = size or (1, num_frames, height, width)
         if model.allowed_inference_steps and not any(p.timesteps for p in cfg.passes):
             logger.warning("LTX-Video (stack): %s is a distilled checkpoint; %s does not use its timesteps (pick the "
                            "matching distilled preset)", model.name, recipe)
 
-        items = conditioning_items(conditioning.keyframes, height, width, num_frames, node)
-        embeds, mask = conditioning.embeds, conditioning.mask
-        neg, neg_mask = conditioning.negative_embeds, conditioning.negative_mask
-        if batch > 1:
-            embeds, mask, neg, neg_mask = (t.expand(batch, *t.shape[1:]) for t in (embeds, mask, neg, neg_mask))
-
-        work = _working_memory(node, model, cfg, batch, num_frames, height, width, int(embeds.shape[1]), bool(items))
-        others = [model.vae.managed] + ([upsampler.managed] if upsampler else [])
-        if bridge.must_stream(model.managed, sum(m.size_bytes() for m in others), work):
-            bridge.load_models(others, work)
-            placement = bridge.streamed(model.managed, work)
-        else:
-            bridge.load_models([model.managed] + others, work)
-            placement = contextlib.nullcontext()
-        progress = bridge.Progress(1)
+        text = conditioning.text.expand(batch)
+        device = model.managed.load_device
+        others = [model.vae.managed] + ([upscale_model.managed] if upscale_model else [])
         try:
-            with torch.no_grad(), placement:
-                res = generate(
-                    model.module, model.vae.module, cfg, embeds, mask, neg, neg_mask,
-                    height=height, width=width, num_frames=num_frames, frame_rate=conditioning.frame_rate,
-                    seed=int(seed), conditioning=items, upsampler=upsampler.module if upsampler else None,
-                    num_inference_steps=int(steps) if steps > 0 else None, scheduler_config=model.scheduler_config,
-                    image_cond_noise_scale=float(image_cond_noise_scale), latents=start_latents,
-                    denoise_strength=float(denoise), output="latents", progress=progress,
-                    should_cancel=bridge.interrupt_requested,
-                )
+            request = GenerationRequest(
+                height=height, width=width, num_frames=num_frames, frame_rate=conditioning.frame_rate,
+                seed=int(seed), conditioning=prepare_keyframes(conditioning.keyframes, height, width, num_frames),
+                num_inference_steps=int(steps) if steps > 0 else None,
+                image_cond_noise_scale=float(image_cond_noise_scale), latents=start, denoise_strength=float(denoise),
+                output="latents")
+            free = bridge.free_memory_bytes(device) if device.type in CHECKED_DEVICE_TYPES else None
+            work = check_generation_memory(model.module, cfg, text, request, (device, free, True))
+            with torch.no_grad(), _placement(model, others, work):
+                res = generate(model.models(upscale_model and upscale_model.module), cfg, text, request,
+                               progress=bridge.Progress(1), should_cancel=bridge.interrupt_requested)
         except Cancelled:
             bridge.raise_interrupted("LTX-Video Sampler interrupted")
         except ValueError as e:
             raise node_error(node, e) from None
 
         if latent is None:
-            hp, wp, _ = padded_size(height, width, num_frames)
-            info["target"] = {"height": height, "width": width, "num_frames": num_frames,
-                              "padded_height": hp, "padded_width": wp}
+            info["target"] = vars(VideoTarget.of_request(height, width, num_frames))
         info["frame_rate"] = conditioning.frame_rate
         return (make_latent(res.latents, info),)
 
@@ -280,7 +259,7 @@ class CustomSettings:
             "stg_blocks": ("STRING", {"default": "19",
                                       "tooltip": "Transformer blocks perturbed by STG, comma separated (2B: 0-27, "
                                                  "13B: 0-47); the 2B recipes use 19."}),
-            "stg_mode": (list(STG_MODE_CHOICES), {"default": "attention_values",
+            "stg_mode": (list(STG_MODE_NAMES), {"default": "attention_values",
                                                   "tooltip": "How STG perturbs a block (the official default: "
                                                              "attention_values)."}),
             "cfg_star": ("BOOLEAN", {"default": False,
@@ -291,12 +270,9 @@ class CustomSettings:
                                                   "the 0.9.6 distilled model."}),
         }}
 
+    # many parameters: ComfyUI passes each input of the node by name
     def build(self, steps, schedule, timesteps, cfg, stg, rescale, stg_blocks, stg_mode, cfg_star, stochastic):
         node = "LTX-Video Custom Sampler Settings"
-        if schedule not in SCHEDULES:
-            raise ValueError(f"{node}: schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
-        if str(stg_mode).lower() not in STG_MODES:
-            raise ValueError(f"{node}: stg_mode must be one of {list(STG_MODE_CHOICES)}, got {stg_mode!r}")
         try:
             ts = _floats(timesteps, "timesteps")
             blocks = _ints(stg_blocks, "stg_blocks")
@@ -308,7 +284,7 @@ class CustomSettings:
         raw = {"pipeline_type": "base", "num_inference_steps": int(steps), "guidance_scale": float(cfg),
                "stg_scale": float(stg), "rescaling_scale": float(rescale), "skip_block_list": blocks,
                "stg_mode": stg_mode, "cfg_star_rescale": bool(cfg_star), "stochastic_sampling": bool(stochastic),
-               "sampler": schedule, "decode_timestep": 0.05, "decode_noise_scale": 0.025}
+               "sampler": schedule, "decode_timestep": DECODE_TIMESTEP, "decode_noise_scale": DECODE_NOISE_SCALE}
         if ts:
             raw["timesteps"] = ts
         try:

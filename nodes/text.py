@@ -1,33 +1,9 @@
 """Text encode node: prompt + negative prompt -> the pack's conditioning (T5 features, masks, frame rate)."""
 from __future__ import annotations
 
-import torch
-
+from ..ltx_core import DEFAULT_NEGATIVE_PROMPT, TEXT_ENCODE_BYTES, encode_prompts
 from . import comfy_bridge as bridge
-from .common import (
-    CATEGORY,
-    CONDITIONING,
-    DEFAULT_NEGATIVE_PROMPT,
-    TEXT_ENCODER,
-    Conditioning,
-    TextEncoderHandle,
-)
-
-# T5 activations per token and layer, generously: enough for ComfyUI to make room before encoding.
-_ENCODE_MEMORY = 256 * 1024 * 1024
-
-
-def encode_prompts(te: TextEncoderHandle, prompts: list[str]):
-    """Encode on the text encoder's load device, then give its memory back (it is not needed while sampling)."""
-    bridge.load_models([te.managed], _ENCODE_MEMORY)
-    try:
-        with torch.no_grad():
-            out = [te.encoder.encode([p]) for p in prompts]
-        bridge.check_interrupt()
-    finally:
-        bridge.unload_model(te.managed)
-    device = bridge.intermediate_device()
-    return [(e.to(device), m.to(device)) for e, m in out]
+from .common import CATEGORY, CONDITIONING, TEXT_ENCODER, Conditioning, TextEncoderHandle
 
 
 class TextEncode:
@@ -60,8 +36,15 @@ class TextEncode:
             raise ValueError("LTX-Video Text Encode: text_encoder must come from LTX-Video Text Encoder Loader")
         if not frame_rate > 0:
             raise ValueError(f"LTX-Video Text Encode: frame_rate must be positive, got {frame_rate}")
-        (embeds, mask), (neg, neg_mask) = encode_prompts(text_encoder, [prompt, negative_prompt])
-        return (Conditioning(embeds, mask, neg, neg_mask, float(frame_rate)),)
+        # Encoded on the text encoder's load device, whose memory is given back at once (not needed while sampling).
+        bridge.load_models([text_encoder.managed], TEXT_ENCODE_BYTES)
+        try:
+            text = encode_prompts(text_encoder.encoder, prompt, negative_prompt)
+            bridge.check_interrupt()
+        finally:
+            bridge.unload_model(text_encoder.managed)
+        text = text.to(bridge.intermediate_device())
+        return (Conditioning(text.embeds, text.mask, text.negative_embeds, text.negative_mask, float(frame_rate)),)
 
 
 NODE_CLASS_MAPPINGS = {"LTXVStackTextEncode": TextEncode}

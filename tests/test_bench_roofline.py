@@ -17,6 +17,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import configs, roofline
+from ltx_core import geometry
 from ltx_core.loader.diffusers_format import transformer_config_from_diffusers
 from ltx_core.model.transformer import Transformer3D, TransformerConfig
 from ltx_core.model.transformer.attention import Attention
@@ -99,7 +100,7 @@ def test_flops_at_released_widths(name):
     cfg = configs.get(name)
     arch = dict(cfg["transformer"], num_layers=2)
     s = cfg["sample"]
-    grid = roofline.latent_grid(s["height"], s["width"], s["frames"])
+    grid = geometry.latent_grid(s["frames"], s["height"], s["width"])
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     try:
@@ -132,15 +133,26 @@ def test_params_of_benchmark_configs(name):
     assert roofline.transformer_params(arch) == sum(p.numel() for p in model.parameters())
 
 
-def test_floors_and_grid():
+def test_floors():
     assert roofline.floors(2e15, 1e12, 1e15, 2e12) == {"compute": 2.0, "memory": 0.5, "bound": "compute"}
     assert roofline.floors(1e12, 4e12, 1e15, 2e12)["bound"] == "memory"
-    assert roofline.latent_grid(512, 768, 121) == (16, 16, 24)
-    assert roofline.latent_grid(704, 1216, 121) == (16, 22, 38)
-    with pytest.raises(ValueError):
-        roofline.latent_grid(500, 768, 121)
-    with pytest.raises(ValueError):
-        roofline.latent_grid(512, 768, 120)
+
+
+@pytest.mark.parametrize("name", sorted(configs.CONFIGS))
+def test_benchmark_sizes_need_no_padding(name):
+    """Every benchmark sample is a size the model takes as it is (the figures describe exactly that size), and its
+    latent grid is the one the pipeline generates (frames first: `geometry.latent_grid(frames, height, width)`)."""
+    s = configs.get(name)["sample"]
+    assert geometry.padded_size(s["height"], s["width"], s["frames"]) == (s["height"], s["width"], s["frames"])
+    grid = geometry.latent_grid(s["frames"], s["height"], s["width"])
+    assert geometry.pixel_size(*grid) == (s["frames"], s["height"], s["width"])
+    assert roofline.sampling_roofline(name, "h100")["grid"] == grid
+
+
+def test_released_grids():
+    assert configs.get("cuda-2b")["step"]["grid"] == (16, 16, 24)
+    assert configs.get("cuda-13b")["step"]["grid"] == (16, 22, 38)
+    assert configs.get("cuda-13b")["upsample"]["grid"] == (16, 11, 19)
 
 
 def test_sampling_roofline_2b():

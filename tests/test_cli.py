@@ -9,7 +9,6 @@
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import av
@@ -215,41 +214,25 @@ class _Result:
         self.video, self.latents = video, latents
 
 
-def _fake_pipelines(calls):
-    """Stands in for ltx_core.pipelines: records the call, returns a recognisable video."""
-    from dataclasses import dataclass
+def _fake_generate(calls):
+    """Stands in for ltx_core.generate: records what reached it, returns a recognisable video."""
 
-    @dataclass
-    class ConditioningItem:
-        media: torch.Tensor
-        start_frame: int = 0
-        strength: float = 1.0
-
-    class PipelineConfig:
-        @classmethod
-        def from_dict(cls, d):
-            obj = cls()
-            obj.raw = d
-            return obj
-
-    def generate(transformer, vae, cfg, embeds, mask, neg, neg_mask, *, height, width, num_frames, frame_rate, seed,
-                 conditioning=(), upsampler=None, num_inference_steps=None, scheduler_config=None,
-                 image_cond_noise_scale=0.15, output="video", progress=None, input_media=None,
-                 allowed_inference_steps=None):
-        calls.append(dict(locals()))
+    def generate(models, cfg, text, request, *, progress=None, should_cancel=None):  # noqa: ARG001
+        calls.append(dict(vars(request), cfg=cfg, embeds=text.embeds, mask=text.mask, neg=text.negative_embeds,
+                          upsampler=models.upsampler, scheduler_config=models.scheduler_config))
         for i in range(3):
             progress(i + 1, 3, None)
-        t = torch.linspace(0, 1, num_frames)[None, None, :, None, None]
-        video = (t * torch.ones(1, 3, num_frames, height, width)).clamp(0, 1)
-        return _Result(video, torch.full((1, 128, 2, 2, 3), float(seed)))
+        n, h, w = request.num_frames, request.height, request.width
+        t = torch.linspace(0, 1, n)[None, None, :, None, None]
+        video = (t * torch.ones(1, 3, n, h, w)).clamp(0, 1)
+        return _Result(video, torch.full((1, 128, 2, 2, 3), float(request.seed)))
 
-    return types.SimpleNamespace(ConditioningItem=ConditioningItem, PipelineConfig=PipelineConfig,
-                                 generate=generate, GenerationResult=_Result)
+    return generate
 
 
 def test_cli_plumbing_with_tiny_files(tiny_files, tmp_path, capsys, monkeypatch):
     calls = []
-    monkeypatch.setitem(sys.modules, "ltx_core.pipelines", _fake_pipelines(calls))
+    monkeypatch.setattr("ltx_core.generate", _fake_generate(calls))
     img = _png(tmp_path / "first.png", 60, 80)
     frames = np.stack([np.full((30, 40, 3), 10 * i, np.uint8) for i in range(12)])
     clip = write_mp4(tmp_path / "clip.mp4", frames, 24)
@@ -269,7 +252,7 @@ def test_cli_plumbing_with_tiny_files(tiny_files, tmp_path, capsys, monkeypatch)
     assert (c["height"], c["width"], c["num_frames"], c["frame_rate"], c["seed"]) == (40, 56, 17, 12.0, 5)
     assert c["num_inference_steps"] == 3 and c["image_cond_noise_scale"] == 0.15 and c["upsampler"] is not None
     assert c["scheduler_config"]["sampler"] == "LinearQuadratic"
-    assert c["cfg"].raw["pipeline_type"] == "multi-scale"
+    assert c["cfg"].pipeline_type == "multi-scale"
     assert c["embeds"].shape[-1] == c["neg"].shape[-1] == 64 and c["mask"].shape == c["embeds"].shape[:2]
     # conditioning: just-cropped at the source size and padded by what pads 40x56 to 64x64, as inference.py
     # hands it over; the pipeline resizes it to each pass's size
@@ -288,7 +271,7 @@ def test_cli_plumbing_with_tiny_files(tiny_files, tmp_path, capsys, monkeypatch)
 
 def test_cli_default_output_folder_and_png(tiny_files, tmp_path, capsys, monkeypatch):
     calls = []
-    monkeypatch.setitem(sys.modules, "ltx_core.pipelines", _fake_pipelines(calls))
+    monkeypatch.setattr("ltx_core.generate", _fake_generate(calls))
     monkeypatch.chdir(tmp_path)
     argv = ["generate", "--prompt", "One frame", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
             "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
@@ -300,7 +283,7 @@ def test_cli_default_output_folder_and_png(tiny_files, tmp_path, capsys, monkeyp
 
 
 def test_cli_bad_checkpoint_file_one_line(tiny_files, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "ltx_core.pipelines", _fake_pipelines([]))
+    monkeypatch.setattr("ltx_core.generate", _fake_generate([]))
     argv = ["generate", "--prompt", "x", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
             "--checkpoint_path", str(tiny_files["upsampler"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
             "--height", "32", "--width", "32", "--num_frames", "9", "--device", "cpu", "--dtype", "float32"]
@@ -325,7 +308,7 @@ def _real_generate():
 def test_generate_end_to_end(tiny_files, tmp_path):
     generate = _real_generate()
     from ltx_core import load_checkpoint, load_text_encoder
-    from ltx_core.pipelines import ConditioningItem, PipelineConfig
+    from ltx_core.pipelines import ConditioningItem, GenerationRequest, Models, PipelineConfig, TextConditioning
     from ltx_core.presets import load_pipeline_config
 
     out, lat = tmp_path / "video.mp4", tmp_path / "latents.safetensors"
@@ -349,11 +332,11 @@ def test_generate_end_to_end(tiny_files, tmp_path):
     ne, nm = te.encode([cli.DEFAULT_NEGATIVE_PROMPT])
     ck = load_checkpoint(str(tiny_files["checkpoint"]), device="cpu", dtype=torch.float32)
     cfg = PipelineConfig.from_dict(load_pipeline_config("ltxv-2b-0.9.6-distilled"))
+    item = ConditioningItem(M.pad_media(M.load_media(img, h, w, just_crop=True), h, w), start_frame=0, strength=0.9)
     with torch.no_grad():
-        res = generate(ck.transformer, ck.vae, cfg, pe, pm, ne, nm, height=h, width=w, num_frames=f,
-                       frame_rate=fps, seed=seed, num_inference_steps=steps, conditioning=[ConditioningItem(
-                           M.pad_media(M.load_media(img, h, w, just_crop=True), h, w), start_frame=0, strength=0.9)],
-                       scheduler_config=ck.config["scheduler"], image_cond_noise_scale=0.15, output="video")
+        res = generate(Models.from_checkpoint(ck), cfg, TextConditioning(pe, pm, ne, nm), GenerationRequest(
+            height=h, width=w, num_frames=f, frame_rate=fps, seed=seed, num_inference_steps=steps,
+            conditioning=[item], image_cond_noise_scale=0.15, output="video"))
     saved = load_file(str(lat))["latents"]
     assert saved.shape == res.latents.shape
     assert torch.equal(saved, res.latents.detach().cpu().to(saved.dtype))
@@ -409,7 +392,7 @@ def test_cli_refuses_a_step_that_cannot_fit_before_sampling(tiny_files, tmp_path
     """Where the device's free memory is known (a GPU; stood in for here), a step that cannot fit is refused before
     sampling with the sizes that would fit; out-of-memory errors become one line with what to change."""
     _real_generate()
-    import ltx_core.memory.estimate as estimate
+    import ltx_core as estimate  # the CLI reads the device's free memory through the public API
 
     argv = ["generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-dev", "--checkpoint_path",
             str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]), "--height", "64",
@@ -430,12 +413,10 @@ def test_cli_refuses_a_step_that_cannot_fit_before_sampling(tiny_files, tmp_path
 
 
 def test_cli_out_of_memory_is_one_line(tiny_files, tmp_path, capsys, monkeypatch):
-    fake = _fake_pipelines([])
-
     def generate(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setitem(sys.modules, "ltx_core.pipelines", types.SimpleNamespace(**{**vars(fake), "generate": generate}))
+    monkeypatch.setattr("ltx_core.generate", generate)
     rc, lines = _run_main(capsys, [
         "generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled", "--checkpoint_path",
         str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]), "--device", "cpu",

@@ -14,7 +14,7 @@ import tiny_transformer as tt
 from tiny_transformer import B, FRAME_RATE, inputs, reference_velocity, rel_err
 from ltx_core.memory import stream_blocks
 from ltx_core.model.transformer import SkipLayerStrategy, Transformer3D, TransformerConfig
-from ltx_core.pipelines import PipelineConfig, generate
+from ltx_core.pipelines import GenerationRequest, Models, PipelineConfig, TextConditioning, generate
 
 pytest.importorskip("ltx_video")
 
@@ -75,8 +75,9 @@ def test_sampling_compiles_once_not_per_step():
     seen = []
 
     def run(model, progress=None):
-        return generate(model, vae, recipe, *pf.text(), height=64, width=96, num_frames=9, frame_rate=25.0, seed=7,
-                        scheduler_config={"sampler": "LinearQuadratic"}, output="latents", progress=progress).latents
+        request = GenerationRequest(height=64, width=96, num_frames=9, frame_rate=25.0, seed=7, output="latents")
+        return generate(Models(model, vae, scheduler_config={"sampler": "LinearQuadratic"}), recipe,
+                        TextConditioning(*pf.text()), request, progress=progress).latents
 
     got = run(compiled, progress=lambda *_: seen.append(graphs()))
     assert len(seen) == 5 and seen[0] >= 1
@@ -115,7 +116,7 @@ def test_missing_code_generator_is_named_before_compiling(monkeypatch):
 
     _, ours = fresh_pair(num_layers=2)
     monkeypatch.delenv("CXX", raising=False)
-    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda *_args, **_kwargs: None)
     with pytest.raises(RuntimeError, match=r"cannot compile the transformer: .*needs a C\+\+ compiler"):
         ours.compile_blocks()
     monkeypatch.setattr(torch.utils._triton, "has_triton", lambda: False)

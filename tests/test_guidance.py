@@ -59,13 +59,15 @@ def test_scalar_and_flat_settings():
 
 
 def test_schedule_errors():
-    ts = torch.tensor([1.0, 0.5])
+    # Guidance settings are checked once, where a config is read.
+    from ltx_core.pipelines import PipelineConfig
+
     with pytest.raises(ValueError, match="guidance_timesteps"):
-        guidance_schedule(ts, [3, 1])
-    with pytest.raises(ValueError, match="match"):
-        guidance_schedule(ts, [3, 1, 2], guidance_timesteps=[1.0, 0.5])
+        PipelineConfig.from_dict({"guidance_scale": [3, 1]})
+    with pytest.raises(ValueError, match="guidance_timesteps has 2"):
+        PipelineConfig.from_dict({"guidance_scale": [3, 1, 2], "guidance_timesteps": [1.0, 0.5]})
     with pytest.raises(ValueError, match=">= 0"):
-        guidance_schedule(ts, 3, 1, 1, [-1])
+        PipelineConfig.from_dict({"skip_block_list": [-1]})
     step = GuidanceStep(3, 1, 1, (42,))
     with pytest.raises(ValueError, match="42"):
         skip_layer_mask(step, 28, 1)
@@ -119,10 +121,16 @@ def test_cfg_stg_rescale():
 
 
 def test_stg_modes():
-    assert stg_strategy("attention_values") is SkipLayerStrategy.AttentionValues
-    assert stg_strategy("STG_AV") is SkipLayerStrategy.AttentionValues
-    assert stg_strategy("attention_skip") is SkipLayerStrategy.AttentionSkip
-    assert stg_strategy("stg_r") is SkipLayerStrategy.Residual
-    assert stg_strategy("transformer_block") is SkipLayerStrategy.TransformerBlock
+    # A config names the mode officially or by its short alias; the sampler takes the official name.
+    from ltx_core.pipelines import PipelineConfig
+
+    def strategy(mode):
+        return stg_strategy(PipelineConfig.from_dict({"stg_mode": mode}).stg_mode)
+
+    assert strategy("attention_values") is SkipLayerStrategy.AttentionValues
+    assert strategy("STG_AV") is SkipLayerStrategy.AttentionValues
+    assert strategy("attention_skip") is SkipLayerStrategy.AttentionSkip
+    assert strategy("stg_r") is SkipLayerStrategy.Residual
+    assert strategy("transformer_block") is SkipLayerStrategy.TransformerBlock
     with pytest.raises(ValueError, match="stg_mode"):
-        stg_strategy("skip_everything")
+        strategy("skip_everything")

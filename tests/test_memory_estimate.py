@@ -117,7 +117,7 @@ def test_transformer_step_estimate_matches_measured_peaks():
     cfg = TransformerConfig.from_dict(tiny_transformer.tiny_config("2b", **TF_OVER))
     measured = _measure("transformer", {"over": TF_OVER, "cases": TF_CASES})
     for (b, f, h, w, length, per_token), m in zip(TF_CASES, measured):
-        est = transformer_activation_bytes(cfg, b, f, h, w, torch.float32, length, per_token, device_type="cpu")
+        est = transformer_activation_bytes(cfg, b, (f, h, w), torch.float32, length, per_token, device_type="cpu")
         # Weights are resident before and after the step, so compare activations alone here.
         _ratio_ok(est, m, 0, f"step batch={b} grid={(f, h, w)} per_token={per_token}")
     assert measured[1] > 1.5 * measured[0]  # twice the frames
@@ -142,9 +142,9 @@ def test_decode_estimate_scaling():
 
 
 def test_step_estimate_scaling():
-    a = [transformer_activation_bytes(FULL_2B, 2, f, 16, 24, BF16) for f in (7, 14)]
+    a = [transformer_activation_bytes(FULL_2B, 2, (f, 16, 24), BF16) for f in (7, 14)]
     assert 1.9 < a[1] / a[0] < 2.1
-    assert transformer_activation_bytes(FULL_2B, 4, 7, 16, 24, BF16) == pytest.approx(2 * a[0], rel=0.05)
+    assert transformer_activation_bytes(FULL_2B, 4, (7, 16, 24), BF16) == pytest.approx(2 * a[0], rel=0.05)
 
 
 # ------------------------------------------------------------------------------------------------ tiling choice
@@ -167,13 +167,13 @@ def test_choose_decode_tiling():
 
 
 def test_largest_fitting():
-    from ltx_core.memory.estimate import transformer_step_bytes
+    from ltx_core.memory.estimate import StepShape, transformer_step_bytes
 
-    need = transformer_step_bytes(FULL_2B, 2, 13, 16, 24, BF16, streaming=True)
-    frames, size = largest_fitting(FULL_2B, 2, 97, 512, 768, BF16, int(need * 0.6))
+    need = transformer_step_bytes(FULL_2B, 2, (13, 16, 24), BF16, streaming=True)
+    frames, size = largest_fitting(FULL_2B, StepShape(2, 97, 512, 768), BF16, int(need * 0.6))
     assert frames is not None and frames < 97 and frames % 8 == 1
     assert size is not None and size[0] < 512 and size[0] % 32 == 0 and size[1] % 32 == 0
-    assert largest_fitting(FULL_2B, 2, 97, 512, 768, BF16, 1 << 20) == (None, None)
+    assert largest_fitting(FULL_2B, StepShape(2, 97, 512, 768), BF16, 1 << 20) == (None, None)
 
 
 # ------------------------------------------------------------------------------------------------ sampler node

@@ -37,7 +37,7 @@ from node_pack import PACK, import_pack  # noqa: E402
 pack = import_pack()
 nodes = pack.NODE_CLASS_MAPPINGS
 bridge = sys.modules[f"{PACK}.nodes.comfy_bridge"]
-generate = sys.modules[f"{PACK}.ltx_core.pipelines"].generate
+core = sys.modules[f"{PACK}.ltx_core"]
 
 
 def run(node_id, **kwargs):
@@ -178,8 +178,8 @@ def test_text_to_video_matches_generate(models):
     ltx_core = sys.modules[f"{PACK}.ltx_core"]
     cfg = ltx_core.presets.load_pipeline_config("ltxv-2b-0.9.6-distilled")
     c, m = models["cond"], models["model"]
-    ref = generate(m.module, m.vae.module, cfg, c.embeds, c.mask, c.negative_embeds, c.negative_mask, height=H,
-                   width=W, num_frames=F, frame_rate=FPS, seed=7, scheduler_config=m.scheduler_config)
+    request = core.GenerationRequest(height=H, width=W, num_frames=F, frame_rate=FPS, seed=7)
+    ref = core.generate(m.models(), cfg, c.text, request)
     torch.testing.assert_close(latent["samples"], ref.latents)
     torch.testing.assert_close(frames, ref.video[0].permute(1, 2, 3, 0))
 
@@ -318,7 +318,7 @@ def test_latent_upsample_and_vae_encode(models):
     torch.testing.assert_close(u.std(dim=(2, 3, 4)), z.std(dim=(2, 3, 4)), atol=1e-4, rtol=1e-4)
     (mapped,) = run("LTXVStackLatentUpsample", samples=latent, upscale_model=models["spatial"], vae=models["vae"],
                     adain_factor=1.0, tone_map_compression=0.6)
-    tone_map = sys.modules[f"{PACK}.ltx_core.pipelines.base"].tone_map
+    tone_map = sys.modules[f"{PACK}.ltx_core.pipelines"].tone_map
     torch.testing.assert_close(mapped["samples"], tone_map(u, 0.6))
     (up_t,) = run("LTXVStackLatentUpsample", samples=latent, upscale_model=models["temporal"], vae=models["vae"],
                   adain_factor=0.0, tone_map_compression=0.0)
@@ -339,12 +339,10 @@ def test_tiled_decode(models):
     tiled = decode(models, latent, tiling="on")
     assert tiled.shape == full.shape == (17, 64, 96, 3) and not torch.equal(tiled, full)
     # the tiles asked for reach ltx_core's tiled decode (which blends them; tested there)
-    vae_nodes = sys.modules[f"{PACK}.nodes.vae"]
-    noise = sys.modules[f"{PACK}.ltx_core.sampling.noise"]
-    tiles = vae_nodes.TilingConfig(64, 32, 8, 0)
-    ref = vae_nodes.decode_latents(models["vae"].module, latent["samples"], 0.05, 0.025, 0.0,
-                                   noise.derived_generator(7, noise.DECODE), tiles)
-    torch.testing.assert_close(tiled, (ref * 0.5 + 0.5).clamp(0, 1)[0].permute(1, 2, 3, 0))
+    tiles = core.TilingConfig(64, 32, 8, 0)
+    ref = core.decode_video(models["vae"].module, latent["samples"], core.DecodeSettings(0.05, 0.025, 0.0), 7,
+                            core.DecodeTiling("on", tiles))
+    torch.testing.assert_close(tiled, ref[0].permute(1, 2, 3, 0))
     with pytest.raises(ValueError, match="spatial_overlap"):
         decode(models, latent, tiling="on", spatial_overlap=64)
 

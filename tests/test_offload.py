@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import tiny_transformer as tt
-from ltx_core.memory import BlockOffload
+from ltx_core.memory.streaming import BlockStreamer
 from ltx_core.model.transformer import Transformer3D, TransformerConfig
 
 
@@ -24,7 +24,7 @@ def test_offloaded_blocks_give_identical_output_and_detach_cleanly():
     model = _model()
     want = _run(model, "cpu")
     calls = []
-    offload = BlockOffload(model.transformer_blocks, "cpu").attach()
+    offload = BlockStreamer(model.transformer_blocks, "cpu").attach()
     for i, block in enumerate(model.transformer_blocks):
         block.register_forward_pre_hook(lambda _m, _a, i=i: calls.append(i))
     assert torch.equal(_run(model, "cpu"), want)
@@ -43,7 +43,7 @@ def test_gpu_peak_is_two_blocks_not_the_model():
     for m in others:
         m.to("cuda")
     model.scale_shift_table.data = model.scale_shift_table.data.cuda()
-    offload = BlockOffload(blocks, "cuda").attach()
+    offload = BlockStreamer(blocks, "cuda").attach()
     torch.cuda.reset_peak_memory_stats()
     got = _run(model, "cuda")
     block_bytes = sum(p.numel() * p.element_size() for p in blocks[0].parameters())
@@ -54,7 +54,7 @@ def test_gpu_peak_is_two_blocks_not_the_model():
 
 
 def test_stream_blocks_on_cpu_is_exact_and_resident_bytes_counts_two_blocks():
-    from ltx_core.memory import resident_bytes, stream_blocks
+    from ltx_core.memory import stream_blocks, transformer_weight_bytes
 
     model = _model(num_layers=4)
     want = _run(model, "cpu")
@@ -65,7 +65,7 @@ def test_stream_blocks_on_cpu_is_exact_and_resident_bytes_counts_two_blocks():
     def size(m):
         return sum(p.numel() * p.element_size() for p in m.parameters())
     block = size(model.transformer_blocks[0])
-    assert resident_bytes(model) == size(model) - 4 * block + 2 * block
+    assert transformer_weight_bytes(model, torch.float32, streaming=True) == size(model) - 4 * block + 2 * block
 
 
 def test_sampler_streams_only_a_transformer_that_does_not_fit(monkeypatch):
@@ -76,9 +76,9 @@ def test_sampler_streams_only_a_transformer_that_does_not_fit(monkeypatch):
     bridge = submodule("nodes.comfy_bridge")
     managed = bridge.ManagedModel(_model(num_layers=4), "diffusion", "tiny")
     size = managed.size_bytes()
-    assert not bridge.must_stream(managed, 0, 0)  # outside ComfyUI, or on the CPU: never
+    assert not bridge.needs_block_streaming(managed, 0, 0)  # outside ComfyUI, or on the CPU: never
     managed.load_device = torch.device("cuda", 0)
     monkeypatch.setattr(bridge, "IN_COMFYUI", True)
     monkeypatch.setattr(bridge, "mm", SimpleNamespace(get_total_memory=lambda device: 10 * size))
-    assert not bridge.must_stream(managed, 2 * size, 3 * size)
-    assert bridge.must_stream(managed, 4 * size, 5 * size)
+    assert not bridge.needs_block_streaming(managed, 2 * size, 3 * size)
+    assert bridge.needs_block_streaming(managed, 4 * size, 5 * size)

@@ -15,7 +15,16 @@ import torch
 pytest.importorskip("ltx_video")
 
 import pipeline_fixtures as pf  # noqa: E402
-from ltx_core.pipelines import Cancelled, ConditioningItem, GenerationResult, PipelineConfig, generate  # noqa: E402
+from ltx_core.pipelines import (  # noqa: E402
+    Cancelled,
+    ConditioningItem,
+    GenerationRequest,
+    GenerationResult,
+    Models,
+    PipelineConfig,
+    TextConditioning,
+    generate,
+)
 from ltx_core.sampling.noise import DECODE, STOCHASTIC, derived_generator  # noqa: E402
 from ltx_video.pipelines.pipeline_ltx_video import ConditioningItem as RefItem  # noqa: E402
 from ltx_video.pipelines.pipeline_ltx_video import LTXMultiScalePipeline  # noqa: E402
@@ -88,10 +97,13 @@ def run_ours(yaml_dict, family="2b", causal=False, height=64, width=64, num_fram
     _, tr = pf.transformer_pair(family, causal)
     _, vae = pf.vae_pair(vae_layout)
     up = pf.upsampler_pair()[1] if yaml_dict.get("pipeline_type") == "multi-scale" else None
-    return generate(tr, vae, PipelineConfig.from_dict(yaml_dict), *(text or pf.text()), height=height, width=width,
-                    num_frames=num_frames, frame_rate=FPS, seed=SEED, scheduler_config=scheduler, upsampler=up,
-                    conditioning=[ConditioningItem(m, f, s) for m, f, s in conditioning],
-                    image_cond_noise_scale=image_cond_noise_scale, output=output, **kw)
+    hooks = {k: kw.pop(k) for k in ("progress", "should_cancel") if k in kw}
+    models = Models(tr, vae, up, scheduler, kw.pop("allowed_inference_steps", None))
+    request = GenerationRequest(height=height, width=width, num_frames=num_frames, frame_rate=FPS, seed=SEED,
+                                conditioning=[ConditioningItem(m, f, s) for m, f, s in conditioning],
+                                image_cond_noise_scale=image_cond_noise_scale, output=output, **kw)
+    return generate(models, PipelineConfig.from_dict(yaml_dict), TextConditioning(*(text or pf.text())), request,
+                    **hooks)
 
 
 def media(frames, height=64, width=64, seed=0):
@@ -312,7 +324,7 @@ def test_bad_arguments(kwargs, match):
 def test_decode_tiling_auto_follows_free_device_memory(monkeypatch):
     """On a GPU, "auto" decodes untiled when that fits in free memory and in the largest fitting tiles otherwise;
     with no room even for the smallest tiles it refuses before decoding. Free memory is stood in for here."""
-    import ltx_core.pipelines as pipelines
+    import ltx_core.pipelines.generation as pipelines
     from ltx_core.memory.estimate import vae_decode_bytes, vae_weight_bytes, with_headroom
     from ltx_core.model.video_vae import TilingConfig
 
@@ -345,11 +357,12 @@ def test_multiscale_needs_upsampler_and_scheduler_config():
     _, tr = pf.transformer_pair("13b", True)
     _, vae = pf.vae_pair()
     with pytest.raises(ValueError, match="upsampler"):
-        generate(tr, vae, PipelineConfig.from_dict(DISTILLED_13B), *pf.text(), height=96, width=96, num_frames=9,
-                 frame_rate=FPS, seed=0, scheduler_config=LQ_SD3)
+        generate(Models(tr, vae, scheduler_config=LQ_SD3), PipelineConfig.from_dict(DISTILLED_13B),
+                 TextConditioning(*pf.text()), GenerationRequest(height=96, width=96, num_frames=9, frame_rate=FPS,
+                                                                 seed=0))
     with pytest.raises(ValueError, match="scheduler_config"):
-        generate(tr, vae, PipelineConfig.from_dict(DEV_2B), *pf.text(), height=64, width=64, num_frames=9,
-                 frame_rate=FPS, seed=0)
+        generate(Models(tr, vae), PipelineConfig.from_dict(DEV_2B), TextConditioning(*pf.text()),
+                 GenerationRequest(height=64, width=64, num_frames=9, frame_rate=FPS, seed=0))
 
 
 def test_pipeline_config_from_official_yaml():

@@ -96,10 +96,13 @@ def test_invalid_schedules():
         SchedulerConfig.from_dict({"shifting": "Flux"})
     with pytest.raises(ValueError, match="Constant"):
         SchedulerConfig.from_dict({"sampler": "Constant"})
+    # Timestep lists and step counts are checked once, where a config or a request is read.
+    from ltx_core.pipelines import GenerationRequest, PipelineConfig
+
     with pytest.raises(ValueError, match="decreasing"):
-        make_timesteps(SchedulerConfig(), None, None, [0.5, 0.7])
+        PipelineConfig.from_dict({"timesteps": [0.5, 0.7]})
     with pytest.raises(ValueError, match="num_inference_steps"):
-        make_timesteps(SchedulerConfig(), 0, (1, 128, 1, 1, 1))
+        GenerationRequest(height=32, width=32, num_frames=1, frame_rate=25, seed=0, num_inference_steps=0)
     # Checkpoint metadata carries diffusers' private keys: ignored.
     assert SchedulerConfig.from_dict({"_class_name": "RectifiedFlowScheduler", "shifting": "SD3"}).shifting == "SD3"
 

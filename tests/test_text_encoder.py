@@ -1,6 +1,5 @@
 import json
 import logging
-import sys
 import types
 
 import pytest
@@ -190,31 +189,24 @@ def test_truncation_is_logged(pixart_dir, caplog):
 
 # ---- tokenizer discovery ----
 
-@pytest.fixture
-def fake_comfy(monkeypatch, tmp_path):
-    """Pretend ComfyUI is running: an imported `comfy` package whose folder holds (or not) the bundled tokenizer."""
-    root = tmp_path / "ComfyUI" / "comfy"
-    root.mkdir(parents=True)
-    module = types.ModuleType("comfy")
-    module.__path__ = [str(root)]
-    monkeypatch.setitem(sys.modules, "comfy", module)
-    return root
-
-
-def test_single_file_uses_comfyui_tokenizer(tiny, t5_tokenizer_dir, tmp_path, fake_comfy, reference):
-    copy_tokenizer(t5_tokenizer_dir, fake_comfy / "text_encoders" / "t5_tokenizer")
+def test_single_file_uses_a_tokenizer_dir(tiny, t5_tokenizer_dir, tmp_path, reference):
+    """A host application's own tokenizer copy (ComfyUI's comfy/text_encoders/t5_tokenizer), passed in."""
+    shipped = tmp_path / "ComfyUI" / "comfy" / "text_encoders" / "t5_tokenizer"
+    copy_tokenizer(t5_tokenizer_dir, shipped)
     models = tmp_path / "models" / "text_encoders"
     models.mkdir(parents=True)
     path = save_single(encoder_state(tiny, torch.float32), models / "t5xxl.safetensors")
-    assert_matches(load_text_encoder(path), reference, 1e-5)
+    assert_matches(load_text_encoder(path, tokenizer_dirs=[shipped]), reference, 1e-5)
 
 
-def test_single_file_without_tokenizer_says_where_to_put_one(tiny, tmp_path, fake_comfy):
+def test_single_file_without_tokenizer_says_where_to_put_one(tiny, tmp_path):
     path = save_single(encoder_state(tiny, torch.float16), tmp_path / "t5xxl_fp16.safetensors")
+    empty = tmp_path / "host" / "t5_tokenizer"
+    empty.mkdir(parents=True)
     with pytest.raises(ModelFileError) as e:
-        load_text_encoder(path)
+        load_text_encoder(path, tokenizer_dirs=[empty])
     msg = str(e.value)
-    assert str(path) in msg and "no T5 tokenizer found" in msg
+    assert str(path) in msg and "no T5 tokenizer found" in msg and str(empty) in msg
     assert f"into {tmp_path / 'tokenizer'}" in msg and "tokenizer_path" in msg and "tokenizer.json" in msg
 
 

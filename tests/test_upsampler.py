@@ -66,7 +66,7 @@ def test_full_size_parameter_count_matches_reference(kind):
 
 
 @pytest.fixture
-def good_state(tmp_path):
+def good_state():
     ref, cfg = reference_upsampler()
     return {k: v.contiguous() for k, v in ref.state_dict().items()}, {"config": json.dumps(cfg)}
 

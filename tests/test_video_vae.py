@@ -35,7 +35,7 @@ def reference_encodes_mean(monkeypatch):
     """The official vae_encode samples the latent distribution; make it take the mean, as encode does."""
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
-    monkeypatch.setattr(DiagonalGaussianDistribution, "sample", lambda self, generator=None: self.mean)
+    monkeypatch.setattr(DiagonalGaussianDistribution, "sample", lambda self, *_args, **_kwargs: self.mean)
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -78,9 +78,10 @@ def smooth_video(frames=41, height=128, width=192, seed=0) -> torch.Tensor:
 # --- parity with the official implementation -------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("reference_encodes_mean")
 @pytest.mark.parametrize("chunk_bytes", [None, 16 << 10], ids=["whole", "frame-sliced"])
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_parity_with_reference(name, chunk_bytes, reference_encodes_mean, monkeypatch):
+def test_parity_with_reference(name, chunk_bytes, monkeypatch):
     """fp32, batch 2, non-square frames, 3 latent frames. "frame-sliced" forces the slice-by-slice convs,
     in-place convs and pixel norms that large videos take."""
     from ltx_video.models.autoencoders.vae_encode import vae_decode, vae_encode
@@ -277,7 +278,7 @@ def test_blending_reassembles_a_local_codec_exactly(tiling, monkeypatch):
         pooled = F.avg_pool3d(video[:, :, ::8], (1, 32, 32))
         return pooled.repeat(1, 43, 1, 1, 1)[:, :128]
 
-    def fake_decoder(z, timestep, generator):  # pixel frame p <- latent frame ceil(p / 8); 32x32 blocks
+    def fake_decoder(z, *_timestep_and_generator):  # pixel frame p <- latent frame ceil(p / 8); 32x32 blocks
         frames = torch.arange(1 + 8 * (z.shape[2] - 1)).add(7).div(8, rounding_mode="floor")
         return z[:, :3, frames].repeat_interleave(32, dim=3).repeat_interleave(32, dim=4)
 

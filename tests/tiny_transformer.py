@@ -9,7 +9,7 @@ import copy
 import torch
 from einops import rearrange
 
-# Fields shared by every released LTX-Video checkpoint (reference doc A2).
+# Fields shared by every released LTX-Video checkpoint.
 _COMMON = {
     "_class_name": "Transformer3DModel",
     "_diffusers_version": "0.25.1",

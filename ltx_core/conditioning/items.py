@@ -1,6 +1,6 @@
 """Conditioning items: an image or a clip, placed at a frame of the generated video with a strength.
 
-How an item enters the latents depends on where it starts (reference notes A4):
+How an item enters the latents depends on where it starts, as in the official pipeline:
 - at frame 0 (image or clip): its latents are blended into the initial noise latents with the strength, and
   those tokens get that strength in the conditioning mask;
 - at a later frame, a clip (8k+1 frames, start a multiple of 8): its latent frames after a 2-frame prefix are
@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
-# The video VAE's compression in time (frames per latent frame, after the first).
-FRAMES_PER_LATENT = 8
+from ..geometry import FRAMES_PER_LATENT, is_valid_clip_start
 
 
 @dataclass
@@ -70,7 +69,7 @@ def validate_items(items, num_frames: int, batch: int, requested_frames: int | N
             raise ValueError(f"{what}: start_frame {start} is beyond the video's last frame ({last - 1})")
         if start + f > num_frames:
             raise ValueError(f"{what}: {f} frame(s) starting at frame {start} run past the video's {num_frames} frames")
-        if start > 0 and f > 1 and start % FRAMES_PER_LATENT:
+        if not is_valid_clip_start(start, f):
             raise ValueError(f"{what}: a clip that does not start at frame 0 must start at a multiple of 8, got {start}")
         if media.shape[0] not in (1, batch):
             raise ValueError(f"{what}: media batch {media.shape[0]} must be 1 or the generation batch {batch}")

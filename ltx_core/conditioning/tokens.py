@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..model.transformer.coords import VAE_SCALE_FACTORS, video_token_coords
+from ..geometry import FRAMES_PER_LATENT
+from ..model.transformer.coords import video_token_coords
 from ..sampling.noise import randn
 from .items import ConditioningItem, resize_media
 
@@ -73,7 +74,6 @@ def build_tokens(
 
     mask = torch.zeros(b, f, h, w, dtype=torch.float32, device=device)
     extra_tokens, extra_coords, extra_mask = [], [], []
-    frames_per_latent = VAE_SCALE_FACTORS[0]
     for item in items:
         media = resize_media(item.as_video(), height, width)
         cond = encode(media).to(device=device, dtype=latents.dtype)
@@ -90,7 +90,7 @@ def build_tokens(
         if n_lat > 1:
             # A later clip: everything after the prefix is written in place; the prefix becomes extra tokens.
             if n_lat > PREFIX_LATENT_FRAMES:
-                lo = item.start_frame // frames_per_latent + PREFIX_LATENT_FRAMES
+                lo = item.start_frame // FRAMES_PER_LATENT + PREFIX_LATENT_FRAMES
                 hi = lo + n_lat - PREFIX_LATENT_FRAMES
                 latents[:, :, lo:hi] = torch.lerp(latents[:, :, lo:hi], cond[:, :, PREFIX_LATENT_FRAMES:], strength)
                 mask[:, lo:hi] = strength

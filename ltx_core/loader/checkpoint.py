@@ -143,7 +143,7 @@ def _build_vae(path, configs, source, device, dtype) -> VideoVAE:
         # Older files carry only the std; the official loader then takes a zero mean.
         f, key = source[std_key]
         source = {**source, mean_key: torch.zeros(f.shape(key))}
-    load_strict(model, source, path, "VAE", lambda k, stored: dtype, device)
+    load_strict(model, source, path, "VAE", lambda _key: dtype, device)
     return model
 
 

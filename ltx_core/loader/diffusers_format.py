@@ -173,12 +173,20 @@ def _sub(diffusers_prefix: str) -> str:
     return {"resnets": ".res_blocks", "time_embedder": ".time_embedder"}.get(diffusers_prefix.rsplit(".", 1)[-1], "")
 
 
-def _plan_vae(cfg: dict):
-    """Official block lists plus {diffusers module prefix: (official prefix, holds resnet weights)}."""
-    _check_class(cfg, "AutoencoderKLLTXVideo")
-    get = lambda name: _field(cfg, _VAE_DEFAULTS, name)  # noqa: E731
-    prefixes = {}
+class _Blocks:
+    """An official block list in build order, recording for each diffusers module prefix the official prefix that
+    holds its tensors (and whether they are resnet weights)."""
 
+    def __init__(self, official_prefix: str, prefixes: dict):
+        self.blocks, self._official_prefix, self._prefixes = [], official_prefix, prefixes
+
+    def add(self, block, diffusers_prefixes):
+        for p, resnets in diffusers_prefixes:
+            self._prefixes[p] = (f"{self._official_prefix}.{len(self.blocks)}" + _sub(p), resnets)
+        self.blocks.append(block)
+
+
+def _check_vae_fixed_fields(get) -> None:
     # The official encoder convolutions are always causal and it never patches time.
     if get("encoder_causal") is not True:
         raise ValueError(f"unsupported encoder_causal={get('encoder_causal')!r}: the official encoder is always causal")
@@ -187,9 +195,10 @@ def _plan_vae(cfg: dict):
     # Diffusers applies this eps only to the LayerNorm of channel-changing resnets; the official one is fixed.
     if float(get("resnet_norm_eps")) != 1e-6:
         raise ValueError(f"unsupported resnet_norm_eps={get('resnet_norm_eps')!r}: the official VAE uses 1e-6")
-    timestep_conditioning = bool(get("timestep_conditioning"))
 
-    # ---- encoder, in diffusers' build order ----
+
+def _plan_encoder(cfg: dict, prefixes: dict) -> tuple[list, int]:
+    """Official encoder blocks, in diffusers' build order, and the encoder's base channel count."""
     boc = _Picker(cfg, "block_out_channels")
     types = _Picker(cfg, "down_block_types")
     layers = _Picker(cfg, "layers_per_block")
@@ -197,32 +206,28 @@ def _plan_vae(cfg: dict):
     down_kind = _Picker(cfg, "downsample_type")
     res_style = types[-1] == _RES_DOWN
     n_down = len(boc.values) - (1 if res_style else 0)
-    encoder_blocks = []
-
-    def add_encoder(block, diffusers_prefix, resnets):
-        prefixes[diffusers_prefix] = (f"encoder.down_blocks.{len(encoder_blocks)}" + _sub(diffusers_prefix), resnets)
-        encoder_blocks.append(block)
-
+    encoder = _Blocks("encoder.down_blocks", prefixes)
     out = boc[0]
     for i in range(n_down):
         inp = out
         out = boc[i + 1] if (res_style or i + 1 < n_down) else boc[i]
         here = f"encoder.down_blocks.{i}"
-        add_encoder(["res_x", {"num_layers": int(layers[i])}], f"{here}.resnets", True)
+        encoder.add(["res_x", {"num_layers": int(layers[i])}], [(f"{here}.resnets", True)])
+        downsampler = [(f"{here}.downsamplers.0", False)]
         if types[i] == _LEGACY_DOWN:
             if scaling[i]:
-                add_encoder(["compress_all", {"num_layers": 1}], f"{here}.downsamplers.0", False)
+                encoder.add(["compress_all", {"num_layers": 1}], downsampler)
             if inp != out:
                 mult = _multiplier(out, inp, "block_out_channels", list(boc.values))
-                add_encoder(["res_x_y", {"multiplier": mult}], f"{here}.conv_out", True)
+                encoder.add(["res_x_y", {"multiplier": mult}], [(f"{here}.conv_out", True)])
         elif types[i] == _RES_DOWN:
             if scaling[i]:
                 kind = down_kind[i]
                 if kind in _RES_DOWNSAMPLE:
                     mult = _multiplier(out, inp, "block_out_channels", list(boc.values))
-                    add_encoder([_RES_DOWNSAMPLE[kind], {"multiplier": mult}], f"{here}.downsamplers.0", False)
+                    encoder.add([_RES_DOWNSAMPLE[kind], {"multiplier": mult}], downsampler)
                 elif kind == "conv" and inp == out:
-                    add_encoder(["compress_all", {"num_layers": 1}], f"{here}.downsamplers.0", False)
+                    encoder.add(["compress_all", {"num_layers": 1}], downsampler)
                 else:
                     # A strided conv keeps channels, and this block type has nothing else to change them.
                     raise ValueError(f"unsupported downsample_type={list(down_kind.values)!r} with "
@@ -232,25 +237,25 @@ def _plan_vae(cfg: dict):
                                  f"{_RES_DOWN} without a downsampler cannot change channels {inp}->{out}")
         else:
             raise ValueError(f"unsupported down_block_types={list(types.values)!r}")
-    add_encoder(["res_x", {"num_layers": int(layers[-1])}], "encoder.mid_block.resnets", True)
+    encoder.add(["res_x", {"num_layers": int(layers[-1])}], [("encoder.mid_block.resnets", True)])
+    return encoder.blocks, int(boc[0])
 
-    # ---- decoder, in diffusers' (and the official module's) execution order ----
+
+def _plan_decoder(cfg: dict, prefixes: dict, timestep_conditioning: bool) -> tuple[list, int]:
+    """Official decoder blocks, in diffusers' (and the official module's) execution order, and the channel count
+    that leaves the last one (the decoder's base channels)."""
     dboc = _Picker(cfg, "decoder_block_out_channels", reverse=True)
     dlayers = _Picker(cfg, "decoder_layers_per_block", reverse=True)
     dscaling = _Picker(cfg, "decoder_spatio_temporal_scaling", reverse=True)
     noise = _Picker(cfg, "decoder_inject_noise", reverse=True)
     residual = _Picker(cfg, "upsample_residual", reverse=True)
     factor = _Picker(cfg, "upsample_factor", reverse=True)
-    up_blocks = []
-
-    def add_decoder(block, diffusers_prefixes):
-        for p, resnets in diffusers_prefixes:
-            prefixes[p] = (f"decoder.up_blocks.{len(up_blocks)}" + _sub(p), resnets)
-        up_blocks.append(block)
-
+    factors_vs_channels = (f"unsupported upsample_factor={list(reversed(factor.values))!r} with "
+                           f"decoder_block_out_channels={list(reversed(dboc.values))!r}")
+    decoder = _Blocks("decoder.up_blocks", prefixes)
     out = dboc[0]
     channels = out  # what actually flows between blocks
-    add_decoder(["res_x", {"num_layers": int(dlayers[0]), "inject_noise": bool(noise[0])}],
+    decoder.add(["res_x", {"num_layers": int(dlayers[0]), "inject_noise": bool(noise[0])}],
                 [("decoder.mid_block.resnets", True), ("decoder.mid_block.time_embedder", False)])
     for i in range(len(dboc.values)):
         f = int(factor[i])
@@ -258,29 +263,33 @@ def _plan_vae(cfg: dict):
         here = f"decoder.up_blocks.{i}"
         if inp != out:
             if channels != inp:
-                raise ValueError(f"unsupported upsample_factor={list(reversed(factor.values))!r} with "
-                                 f"decoder_block_out_channels={list(reversed(dboc.values))!r}")
+                raise ValueError(factors_vs_channels)
             if timestep_conditioning:
                 # Diffusers feeds this resnet the raw timestep; official channel-changing blocks take none.
                 raise ValueError(f"unsupported decoder_block_out_channels={list(reversed(dboc.values))!r} with "
                                  "timestep_conditioning=True: channel changes outside the upsamplers")
             mult = _multiplier(inp, out, "decoder_block_out_channels", list(reversed(dboc.values)))
-            add_decoder(["res_x_y", {"multiplier": mult, "inject_noise": bool(noise[i + 1])}], [(f"{here}.conv_in", True)])
+            decoder.add(["res_x_y", {"multiplier": mult, "inject_noise": bool(noise[i + 1])}],
+                        [(f"{here}.conv_in", True)])
             channels = out
         if dscaling[i]:
             if channels != out * f:
-                raise ValueError(f"unsupported upsample_factor={list(reversed(factor.values))!r} with "
-                                 f"decoder_block_out_channels={list(reversed(dboc.values))!r}")
-            add_decoder(["compress_all", {"residual": bool(residual[i]), "multiplier": f}], [(f"{here}.upsamplers.0", False)])
+                raise ValueError(factors_vs_channels)
+            decoder.add(["compress_all", {"residual": bool(residual[i]), "multiplier": f}],
+                        [(f"{here}.upsamplers.0", False)])
             channels = out
         if channels != out:
-            raise ValueError(f"unsupported upsample_factor={list(reversed(factor.values))!r}: a factor needs an upsampler "
-                             f"(decoder_spatio_temporal_scaling={list(reversed(dscaling.values))!r})")
-        add_decoder(["res_x", {"num_layers": int(dlayers[i + 1]), "inject_noise": bool(noise[i + 1])}],
+            raise ValueError(f"unsupported upsample_factor={list(reversed(factor.values))!r}: a factor needs an "
+                             f"upsampler (decoder_spatio_temporal_scaling={list(reversed(dscaling.values))!r})")
+        decoder.add(["res_x", {"num_layers": int(dlayers[i + 1]), "inject_noise": bool(noise[i + 1])}],
                     [(f"{here}.resnets", True), (f"{here}.time_embedder", False)])
+    return decoder.blocks, channels
 
+
+def _padding_mode(cfg: dict) -> str:
     # Diffusers' LTX VAE always pads with zeros; newer configs may name modes, one per half.
-    modes = {cfg[name] for name in ("encoder_spatial_padding_mode", "decoder_spatial_padding_mode", "spatial_padding_mode")
+    modes = {cfg[name] for name in ("encoder_spatial_padding_mode", "decoder_spatial_padding_mode",
+                                    "spatial_padding_mode")
              if cfg.get(name) is not None}
     if len(modes) > 1:
         raise ValueError(f"unsupported encoder_spatial_padding_mode/decoder_spatial_padding_mode={sorted(modes)!r}: "
@@ -288,7 +297,19 @@ def _plan_vae(cfg: dict):
     padding = modes.pop() if modes else "zeros"
     if padding not in _PADDING_MODES:
         raise ValueError(f"unsupported spatial_padding_mode={padding!r}")
+    return padding
 
+
+def _plan_vae(cfg: dict):
+    """Official block lists plus {diffusers module prefix: (official prefix, holds resnet weights)}."""
+    _check_class(cfg, "AutoencoderKLLTXVideo")
+    get = lambda name: _field(cfg, _VAE_DEFAULTS, name)  # noqa: E731
+    _check_vae_fixed_fields(get)
+    timestep_conditioning = bool(get("timestep_conditioning"))
+    prefixes = {}
+    encoder_blocks, encoder_channels = _plan_encoder(cfg, prefixes)
+    up_blocks, decoder_channels = _plan_decoder(cfg, prefixes, timestep_conditioning)
+    padding = _padding_mode(cfg)
     patch = get("patch_size")
     if not isinstance(patch, int) or patch < 1:
         raise ValueError(f"unsupported patch_size={patch!r}")
@@ -302,8 +323,8 @@ def _plan_vae(cfg: dict):
         "encoder_blocks": encoder_blocks,
         # The official config lists decoder blocks in encoder order; the decoder builds them reversed.
         "decoder_blocks": up_blocks[::-1],
-        "encoder_base_channels": int(boc[0]),
-        "decoder_base_channels": int(channels),
+        "encoder_base_channels": encoder_channels,
+        "decoder_base_channels": int(decoder_channels),
         # Diffusers' non-affine RMSNorm over channels is the official pixel norm (both eps 1e-8), and its
         # encoder emits latent_channels + 1 maps: the means and one shared log-variance.
         "norm_layer": "pixel_norm",

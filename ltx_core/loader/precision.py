@@ -25,17 +25,14 @@ def parse_dtype(dtype) -> torch.dtype:
     raise ValueError(f"unsupported weight dtype {dtype!r}; allowed: {allowed}")
 
 
-def compute_dtype(storage: torch.dtype) -> torch.dtype:
-    return FP8_COMPUTE if storage in FP8 else storage
-
-
 def fp8_eligible_keys(model: nn.Module, under: str = "") -> set[str]:
     """Weights of the upcasting Linear layers: the bulk of the parameters, and the only ones fp8 can hold."""
     return {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, Linear) and name.startswith(under)}
 
 
 def dtype_chooser(requested: torch.dtype, fp8_keys: set[str]):
-    def choose(key: str, stored: torch.dtype) -> torch.dtype:
+    """The weight dtype of each model key: fp8 only where fp8 storage applies, the fp8 compute dtype elsewhere."""
+    def choose(key: str) -> torch.dtype:
         if requested in FP8:
             return requested if key in fp8_keys else FP8_COMPUTE
         return requested

@@ -76,7 +76,7 @@ class SafetensorsFile:
 
 
 @contextmanager
-def tensor_sources(paths: Iterable, keep: Callable[[str], bool] = lambda key: True):
+def tensor_sources(paths: Iterable, keep: Callable[[str], bool] = lambda _key: True):
     """{key: (file, key)} over the shards of one model, kept open while the caller loads from them."""
     opened = []
     try:

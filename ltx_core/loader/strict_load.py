@@ -45,16 +45,17 @@ def check_against(model: nn.Module, source: TensorSource, path, what: str) -> No
 
 
 def load_strict(model: nn.Module, source: TensorSource, path, what: str,
-                dtype_for: Callable[[str, torch.dtype], torch.dtype], device) -> nn.Module:
-    """`model` must be on the meta device; `dtype_for(model_key, stored_dtype)` picks each tensor's dtype."""
+                dtype_for: Callable[[str], torch.dtype], device) -> nn.Module:
+    """`model` must be on the meta device; `dtype_for(model_key)` picks the dtype of each floating-point tensor
+    (other tensors keep their stored dtype)."""
     check_against(model, source, path, what)
     state = {}
     for k, src in source.items():
         if isinstance(src, torch.Tensor):
-            state[k] = src.to(device=device, dtype=dtype_for(k, src.dtype))
+            state[k] = src.to(device=device, dtype=dtype_for(k))
             continue
         f, key = src
         stored = f.dtype(key)
-        state[k] = f.tensor(key, dtype=dtype_for(k, stored) if stored.is_floating_point else stored, device=device)
+        state[k] = f.tensor(key, dtype=dtype_for(k) if stored.is_floating_point else stored, device=device)
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval().requires_grad_(False)

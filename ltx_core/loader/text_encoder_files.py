@@ -5,14 +5,13 @@
 (b) Plain Hugging Face T5 folder: config.json, `model.safetensors` or shards listed in
     `model.safetensors.index.json`, tokenizer files alongside.
 (c) One ComfyUI-style file (`t5xxl_fp16.safetensors`, `t5xxl_fp8_e4m3fn.safetensors`, ...): Hugging Face key
-    names, no config (it is read off the tensor shapes) and no tokenizer (found next to the file, or ComfyUI's
-    own copy when running inside ComfyUI).
+    names, no config (it is read off the tensor shapes) and no tokenizer (found next to the file, or in the
+    folders the caller names, e.g. ComfyUI's own copy).
 """
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from transformers import T5Config, T5EncoderModel, T5TokenizerFast
@@ -42,9 +41,12 @@ _TOKENIZER_HINT = ("the T5 v1.1 tokenizer files (tokenizer.json, or spiece.model
                    "folder of PixArt-alpha/PixArt-XL-2-1024-MS)")
 
 
-def load_text_encoder(path, device="cpu", dtype=torch.float32, tokenizer_path=None) -> T5TextEncoder:
+def load_text_encoder(path, device="cpu", dtype=torch.float32, tokenizer_path=None,
+                      tokenizer_dirs: Sequence = ()) -> T5TextEncoder:
     """`dtype` is the weight dtype: float32, bfloat16 (recommended), float16, or fp8 (the block Linears stored in
     fp8, everything computed in bf16). An fp8 file loaded with a non-fp8 dtype is upcast once, at load.
+    A single file's tokenizer is looked for next to it, then in `tokenizer_dirs` (e.g. the copy a host
+    application ships); `tokenizer_path` names it outright.
     The tokenizer is found and checked before any weight is read, so a missing one costs no loading time."""
     dtype = parse_dtype(dtype)
     path = Path(path)
@@ -59,9 +61,8 @@ def load_text_encoder(path, device="cpu", dtype=torch.float32, tokenizer_path=No
     else:
         with SafetensorsFile(path) as f:
             config = _single_file_config(f)
-            comfy = _comfyui_tokenizer_dir()
             tokenizer = _load_tokenizer(_find_tokenizer(
-                path, tokenizer_path, [path.parent, path.parent / "tokenizer"] + ([comfy] if comfy else []),
+                path, tokenizer_path, [path.parent, path.parent / "tokenizer", *map(Path, tokenizer_dirs)],
                 f"put {_TOKENIZER_HINT} into {path.parent / 'tokenizer'}, or pass tokenizer_path"), config.vocab_size)
             model = _build(f.path, config, {k: (f, k) for k in f.keys() if not k.startswith(_UNUSED_PREFIXES)},
                            device, dtype)
@@ -100,7 +101,7 @@ def _weight_files(folder: Path) -> list[Path]:
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
             raise ModelFileError(index, f"not a valid safetensors index (no 'weight_map' of file names): {e}") from None
         files = [folder / n for n in names]
-        absent = [n for n, p in zip(names, files) if not p.is_file()]
+        absent = [n for n, p in zip(names, files, strict=True) if not p.is_file()]
         if absent:
             raise ModelFileError(index, f"lists shard(s) that are not in the folder: {', '.join(absent)}")
         return files
@@ -217,25 +218,6 @@ def _take_quantization_extras(path, source: dict) -> dict:
 
 def _has_tokenizer(folder: Path) -> bool:
     return any((folder / name).is_file() for name in _TOKENIZER_FILES)
-
-
-def _comfyui_tokenizer_dir() -> Path | None:
-    """ComfyUI ships the T5 tokenizer in comfy/text_encoders/t5_tokenizer. It is found through the `comfy`
-    package already imported by ComfyUI, or located (not imported) by name, so nothing is imported here."""
-    module = sys.modules.get("comfy")
-    if module is not None:
-        roots = list(getattr(module, "__path__", []))
-    else:
-        try:
-            spec = importlib.util.find_spec("comfy")
-        except (ImportError, ValueError):
-            spec = None
-        roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    for root in roots:
-        folder = Path(root) / "text_encoders" / "t5_tokenizer"
-        if _has_tokenizer(folder):
-            return folder
-    return None
 
 
 def _find_tokenizer(path: Path, explicit, candidates: list[Path], where_to_put: str) -> Path:

@@ -29,7 +29,7 @@ def load_upsampler(path, device="cpu", dtype=torch.float32) -> LatentUpsampler:
         with torch.device("meta"):
             model = LatentUpsampler(config)
         return load_strict(model, {k: (f, k) for k in f.keys()}, f.path, "latent upsampler",
-                           lambda key, stored: dtype, device)
+                           lambda _key: dtype, device)
 
 
 def _config(f: SafetensorsFile) -> UpsamplerConfig:

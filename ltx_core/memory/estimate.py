@@ -10,11 +10,12 @@ the headroom factor `HEADROOM` covers.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from ..geometry import FRAMES_PER_LATENT, PIXELS_PER_LATENT, latent_grid
 from ..model.transformer import Transformer3D, TransformerConfig
 from ..model.video_vae import TilingConfig, VideoVAE
 from ..model.video_vae.chunks import CHUNK_BYTES
@@ -81,14 +82,14 @@ def transformer_weight_bytes(config_or_model, dtype: torch.dtype, streaming: boo
     return total - sum(blocks) + 2 * max(blocks) if streaming and blocks else total
 
 
-def transformer_activation_bytes(config_or_model, batch: int, latent_frames: int, latent_h: int, latent_w: int,
+def transformer_activation_bytes(config_or_model, batch: int, grid: tuple[int, int, int],
                                  dtype: torch.dtype, text_len: int = 256, per_token_timestep: bool = False,
                                  device_type: str = "cuda") -> int:
     """Largest set of activations alive during one forward (`Transformer3D.forward_tokens`) of `batch` rows
     (the caller's batch times its CFG/STG conditions). Units: a = batch x tokens x inner_dim x element size."""
     cfg, _ = _transformer(config_or_model)
     e = _size(dtype)
-    n = latent_frames * latent_h * latent_w
+    n = math.prod(grid)  # latent (frames, height, width)
     d = cfg.inner_dim
     a = batch * n * d * e
     # Alive through every block: the hidden states x, RoPE tables (cos (.., D/2, 1) and sin (.., D/2, 2): 1.5a),
@@ -121,68 +122,73 @@ def transformer_activation_bytes(config_or_model, batch: int, latent_frames: int
     return int(persistent + per_block_extra + max(self_attn, cross_attn, ff))
 
 
-def transformer_step_bytes(config, batch: int, latent_frames: int, latent_h: int, latent_w: int,
-                           dtype: torch.dtype, text_len: int = 256, streaming: bool = False,
-                           per_token_timestep: bool = False, device_type: str = "cuda") -> int:
-    """Peak bytes of one sampling step: weights (all, or the streamed resident set) + activations.
-    `config`: a TransformerConfig or a Transformer3D (then its actual weight bytes count)."""
+def transformer_step_bytes(config, batch: int, grid: tuple[int, int, int], dtype: torch.dtype, text_len: int = 256,
+                           streaming: bool = False, per_token_timestep: bool = False, device_type: str = "cuda") -> int:
+    """Peak bytes of one sampling step on a latent `grid`: weights (all, or the streamed resident set) +
+    activations. `config`: a TransformerConfig or a Transformer3D (then its actual weight bytes count)."""
     return transformer_weight_bytes(config, dtype, streaming) + transformer_activation_bytes(
-        config, batch, latent_frames, latent_h, latent_w, dtype, text_len, per_token_timestep, device_type)
+        config, batch, grid, dtype, text_len, per_token_timestep, device_type)
 
 
-def latent_grid(num_frames: int, height: int, width: int) -> tuple[int, int, int]:
-    """Pixel frames/size -> latent (frames, height, width), the sampler's padding included."""
-    return (max(num_frames, 1) - 1) // 8 + 1, -(-height // 32), -(-width // 32)
+@dataclass(frozen=True)
+class StepShape:
+    """What sets one sampling step's memory: the model's batch rows (samples x CFG/STG conditions), the video size
+    in pixels, the prompt's token count and whether conditioned tokens carry their own timestep."""
+
+    rows: int
+    num_frames: int
+    height: int
+    width: int
+    text_len: int = 256
+    per_token_timestep: bool = False
+
+    def activation_bytes(self, model, dtype: torch.dtype, device_type: str, **size) -> int:
+        """Activations of the step, or of the same step at another size (`num_frames`, `height`, `width`)."""
+        s = replace(self, **size)
+        return transformer_activation_bytes(model, s.rows, latent_grid(s.num_frames, s.height, s.width), dtype,
+                                            s.text_len, s.per_token_timestep, device_type)
 
 
-def largest_fitting(config, batch: int, num_frames: int, height: int, width: int, dtype: torch.dtype,
-                    free_bytes: int, text_len: int = 256, streaming: bool = True, per_token_timestep: bool = False,
+def largest_fitting(config, shape: StepShape, dtype: torch.dtype, free_bytes: int, streaming: bool = True,
                     device_type: str = "cuda") -> tuple[int | None, tuple[int, int] | None]:
-    """For a refusal message: (the most frames, 8k+1, at height x width; the largest height x width, multiples of
-    32 keeping about the aspect ratio, at num_frames) whose step estimate (activations x HEADROOM) fits in free_bytes;
-    None where nothing does."""
+    """For a refusal message: (the most frames, 8k+1, at the shape's size; the largest height x width, multiples of
+    32 keeping about the aspect ratio, at its frame count) whose step estimate (activations x HEADROOM) fits in
+    free_bytes; None where nothing does."""
     weights = transformer_weight_bytes(config, dtype, streaming)
 
-    def fits(f: int, h: int, w: int) -> bool:
-        acts = transformer_activation_bytes(config, batch, *latent_grid(f, h, w), dtype, text_len,
-                                            per_token_timestep, device_type)
-        return weights + acts * HEADROOM <= free_bytes
+    def fits(**size) -> bool:
+        return weights + shape.activation_bytes(config, dtype, device_type, **size) * HEADROOM <= free_bytes
 
-    frames = None
-    for k in range((max(num_frames, 1) - 1) // 8, -1, -1):
-        if fits(8 * k + 1, height, width):
-            frames = 8 * k + 1
-            break
+    step, px = FRAMES_PER_LATENT, PIXELS_PER_LATENT
+    frames = next((step * k + 1 for k in range((max(shape.num_frames, 1) - 1) // step, -1, -1)
+                   if fits(num_frames=step * k + 1)), None)
     size = None
-    for h in range(-(-height // 32) * 32, 0, -32):
-        w = max(32, round(width * h / height / 32) * 32)
-        if fits(num_frames, h, w):
+    for h in range(-(-shape.height // px) * px, 0, -px):
+        w = max(px, round(shape.width * h / shape.height / px) * px)
+        if fits(height=h, width=w):
             size = (h, w)
             break
     return frames, size
 
 
-def step_refusal(model, rows: int, num_frames: int, height: int, width: int, budget: int, streaming: bool,
-                 device, text_len: int = 256, per_token_timestep: bool = False) -> str | None:
-    """None when one sampling step of `rows` batch rows (samples x CFG/STG conditions) fits in `budget` bytes
-    (free memory plus the transformer's weights already on `device`); otherwise why not, with the most frames
-    and the largest size that would fit."""
+def step_refusal(model, shape: StepShape, budget: int, streaming: bool, device) -> str | None:
+    """None when one sampling step fits in `budget` bytes (free memory plus the transformer's weights already on
+    `device`); otherwise why not, with the most frames and the largest size that would fit."""
     device_type = torch.device(device).type
     dtype = model.compute_dtype
-    kw = dict(text_len=text_len, per_token_timestep=per_token_timestep, device_type=device_type, streaming=streaming)
-    grid = latent_grid(num_frames, height, width)
-    need = with_headroom(transformer_step_bytes(model, rows, *grid, dtype, **kw),
-                         transformer_weight_bytes(model, dtype, streaming=streaming))
+    weights = transformer_weight_bytes(model, dtype, streaming=streaming)
+    need = with_headroom(weights + shape.activation_bytes(model, dtype, device_type), weights)
     if need <= budget:
         return None
-    frames, size = largest_fitting(model, rows, num_frames, height, width, dtype, budget, **kw)
+    frames, size = largest_fitting(model, shape, dtype, budget, streaming, device_type)
+    f, h, w = shape.num_frames, shape.height, shape.width
     hints = []
     if frames is not None:
-        hints.append(f"at most {frames} frames at {width}x{height}")
+        hints.append(f"at most {frames} frames at {w}x{h}")
     if size is not None:
-        hints.append(f"at most {size[1]}x{size[0]} at {num_frames} frames")
+        hints.append(f"at most {size[1]}x{size[0]} at {f} frames")
     where = "blocks streamed from the CPU" if streaming else "all weights on the device"
-    return (f"{num_frames} frames at {width}x{height} need about {gib(need)} per step ({rows} batch rows, {where}), "
+    return (f"{f} frames at {w}x{h} need about {gib(need)} per step ({shape.rows} batch rows, {where}), "
             f"but only {gib(budget)} is free on {device}. "
             + (f"What fits: {' or '.join(hints)}." if hints else "Even the smallest video does not fit: free memory "
                "(close other programs, unload models) or use a smaller model."))

@@ -98,7 +98,7 @@ class T5TextEncoder:
     def tokenize(self, prompts: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         prompts = [p.strip() for p in ([prompts] if isinstance(prompts, str) else prompts)]
         full_lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=True)["input_ids"]]
-        for prompt, n in zip(prompts, full_lengths):
+        for prompt, n in zip(prompts, full_lengths, strict=True):
             if n > self.max_tokens:
                 logger.warning("prompt truncated to %d of its %d T5 tokens: %.80r...", self.max_tokens, n, prompt)
         tokens = self.tokenizer(prompts, padding="max_length", max_length=self.max_tokens, truncation=True,

@@ -13,11 +13,7 @@ import warnings
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from ..sampling.guidance import STG_MODES
-
-PIPELINE_TYPES = ("base", "multi-scale")
-SAMPLER_CHOICES = ("from_checkpoint", "uniform", "linear-quadratic")
-PRECISIONS = ("bfloat16", "float16", "float32", "float8_e4m3fn", "float8_e5m2", "mixed_precision")
+from ..defaults import PIPELINE_TYPES, PRECISIONS, SCHEDULES, STG_MODE_ALIASES, STG_MODE_NAMES
 
 # Keys the official script reads itself (or ignores); kept as data.
 SCRIPT_KEYS = (
@@ -45,7 +41,7 @@ class PassConfig:
     guidance_timesteps: tuple[float, ...] | None = None
     cfg_star_rescale: bool = False
     stochastic_sampling: bool = False
-    decode_timestep: Any = 0.0  # float or per-sample list
+    decode_timestep: Any = 0.0  # float or per-sample list (the official recipes: DECODE_TIMESTEP)
     decode_noise_scale: Any = None  # None: same as decode_timestep
     tone_map_compression_ratio: float = 0.0
     denoise_strength: float = 1.0  # yaml `strength`: start from given latents at timestep <= this
@@ -194,7 +190,6 @@ class PipelineConfig:
     precision: str = "bfloat16"
     sampler: str = "from_checkpoint"
     extra: dict = field(default_factory=dict)  # script-only and unrecognised keys, as given
-    source: dict = field(default_factory=dict)  # the dict it was built from
 
     @property
     def is_multiscale(self) -> bool:
@@ -221,17 +216,15 @@ class PipelineConfig:
         ptype = d.get("pipeline_type") or "base"
         if ptype not in PIPELINE_TYPES:
             raise _err("pipeline_type", f"{ptype!r} is not supported; allowed: {list(PIPELINE_TYPES)}")
-        stg_mode = d.get("stg_mode", "attention_values")
-        if not isinstance(stg_mode, str) or stg_mode.strip().lower() not in STG_MODES:
-            raise _err("stg_mode", f"{stg_mode!r} is not supported; allowed: {sorted(STG_MODES)}")
+        stg_mode = _stg_mode(d.get("stg_mode", "attention_values"))
         precision = d.get("precision", "bfloat16")
         if precision not in PRECISIONS:
             raise _err("precision", f"{precision!r} is not supported; allowed: {list(PRECISIONS)}")
         sampler = d.get("sampler") or "from_checkpoint"
-        canonical = {c.replace("-", "_"): c for c in SAMPLER_CHOICES}
+        canonical = {c.replace("-", "_"): c for c in SCHEDULES}
         key = sampler.strip().lower().replace("-", "_") if isinstance(sampler, str) else None
         if key not in canonical:
-            raise _err("sampler", f"{sampler!r} is not supported; allowed: {list(SAMPLER_CHOICES)}")
+            raise _err("sampler", f"{sampler!r} is not supported; allowed: {list(SCHEDULES)}")
         sampler = canonical[key]
 
         base = _parse_pass(d, "", PassConfig(), check=ptype == "base")
@@ -253,7 +246,13 @@ class PipelineConfig:
                 unknown += [where + k for k in sub if k not in _PASS_KEYS]
         if unknown:
             warnings.warn(f"pipeline config: ignoring unrecognised key(s) {unknown}", stacklevel=2)
-        return cls(ptype, base, first, second, factor, stg_mode.strip().lower(), precision, sampler, extra, d)
+        return cls(ptype, base, first, second, factor, stg_mode, precision, sampler, extra)
 
-    def to_dict(self) -> dict:
-        return copy.deepcopy(self.source)
+
+def _stg_mode(value) -> str:
+    """The official name of a yaml `stg_mode` (official names and their short aliases are accepted)."""
+    key = value.strip().lower() if isinstance(value, str) else None
+    key = STG_MODE_ALIASES.get(key, key)
+    if key not in STG_MODE_NAMES:
+        raise _err("stg_mode", f"{value!r} is not supported; allowed: {sorted(STG_MODE_NAMES + tuple(STG_MODE_ALIASES))}")
+    return key

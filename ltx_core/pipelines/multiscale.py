@@ -1,24 +1,38 @@
 """Multi-scale sampling: a first pass at a reduced size, latent upsampling, a second (refining) pass at twice that
-size (reference notes A4, "Multi-scale")."""
+size, as in the official multi-scale pipeline."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ..model.transformer.coords import VAE_SCALE_FACTORS
-from .base import module_device_dtype
+from ..geometry import PIXELS_PER_LATENT
+from .decode import tone_map
+from .sampling_pass import module_device_dtype
+
+SPATIAL_UPSAMPLER_HINT = "load a spatial x2 latent upsampler such as ltxv-spatial-upscaler-0.9.8.safetensors"
 
 
 def first_pass_size(height: int, width: int, downscale_factor: float) -> tuple[int, int]:
     """int(size * factor), rounded down to a multiple of the VAE's 32-pixel grid."""
-    step = VAE_SCALE_FACTORS[1]
     h = int(height * downscale_factor)
     w = int(width * downscale_factor)
-    h, w = h - h % step, w - w % step
+    h, w = h - h % PIXELS_PER_LATENT, w - w % PIXELS_PER_LATENT
     if h <= 0 or w <= 0:
         raise ValueError(f"downscale_factor {downscale_factor} leaves no first-pass size for {height}x{width} "
-                         f"(needs at least {step} pixels per side)")
+                         f"(needs at least {PIXELS_PER_LATENT} pixels per side)")
     return h, w
+
+
+def check_upsampler(config, upsampler, missing_hint: str = SPATIAL_UPSAMPLER_HINT, name: str = "the upsampler",
+                    recipe: str = "this config") -> None:
+    """A multi-scale config needs a spatial x2 upsampler; `missing_hint` says how to add one."""
+    if not config.is_multiscale:
+        return
+    if upsampler is None:
+        raise ValueError(f"{recipe} is a multi-scale recipe: {missing_hint}")
+    if getattr(upsampler, "spatial_scale", 2) != 2 or getattr(upsampler, "temporal_scale", 1) != 1:
+        raise ValueError(f"{recipe} needs a spatial x2 latent upsampler, but {name} is temporal; "
+                         f"{SPATIAL_UPSAMPLER_HINT}")
 
 
 def channel_stats(vae) -> tuple[Tensor, Tensor]:
@@ -29,16 +43,23 @@ def channel_stats(vae) -> tuple[Tensor, Tensor]:
     return std.view(1, -1, 1, 1, 1), mean.view(1, -1, 1, 1, 1)
 
 
-def upsample_latents(vae, upsampler, latents: Tensor) -> Tensor:
-    """Normalised latents -> un-normalise -> upsampler -> normalise."""
+def upsample_latents(vae, upsampler, latents: Tensor, adain_factor: float = 1.0,
+                     tone_map_compression: float = 0.0) -> Tensor:
+    """Normalised latents -> un-normalise with the VAE's statistics -> upsampler -> normalise; then each channel's
+    mean and spread pulled towards the input's by `adain_factor` (AdaIN; 1 = matched, as the multi-scale recipe
+    does) and optional tone mapping."""
     std, mean = channel_stats(vae)
     std = std.to(latents.device, latents.dtype)
     mean = mean.to(latents.device, latents.dtype)
     device, dtype = module_device_dtype(upsampler)
-    raw = latents * std + mean
     with torch.no_grad():
-        up = upsampler(raw.to(device=device, dtype=dtype)).to(device=latents.device, dtype=latents.dtype)
-    return (up - mean) / std
+        up = upsampler((latents * std + mean).to(device=device, dtype=dtype))
+    up = (up.to(device=latents.device, dtype=latents.dtype) - mean) / std
+    if adain_factor >= 1.0:  # exactly AdaIN (a lerp by 1 would round differently)
+        up = adain(up, latents)
+    elif adain_factor > 0.0:
+        up = torch.lerp(up, adain(up, latents), adain_factor)
+    return tone_map(up, tone_map_compression) if tone_map_compression > 0 else up
 
 
 def adain(latents: Tensor, reference: Tensor) -> Tensor:

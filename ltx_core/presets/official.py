@@ -108,6 +108,10 @@ def _build() -> dict[str, dict]:
 
 OFFICIAL_CONFIGS: dict[str, dict] = _build()
 
-# configs no longer in the official repository's HEAD (renamed to 0.9.8 on 2025-07-16)
-HISTORICAL = ("ltxv-13b-0.9.7-dev", "ltxv-13b-0.9.7-dev-fp8", "ltxv-13b-0.9.7-distilled",
-              "ltxv-13b-0.9.7-distilled-fp8")
+# The released model files, as the workflows name them.
+OFFICIAL_CHECKPOINTS = tuple(sorted({c["checkpoint_path"] for c in OFFICIAL_CONFIGS.values()}
+                                    | {"ltxv-2b-0.9.6-dev-04-25.safetensors"}))
+OFFICIAL_TEXT_ENCODERS = ("t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensors",
+                          "t5xxl_fp8_e4m3fn_scaled.safetensors")
+OFFICIAL_UPSAMPLERS = ("ltxv-spatial-upscaler-0.9.7.safetensors", "ltxv-spatial-upscaler-0.9.8.safetensors",
+                       "ltxv-temporal-upscaler-0.9.7.safetensors")

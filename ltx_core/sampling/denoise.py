@@ -1,15 +1,17 @@
-"""The denoising loop: guided velocity per step, Euler step, conditioning mask (reference notes A3/A4)."""
+"""The denoising loop: guided velocity per step, Euler step, conditioning mask."""
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from ..conditioning.text import TextConditioning
 from ..conditioning.tokens import TokenState
 from ..model.transformer.model import trim_text_padding
-from .guidance import NEGATIVE, GuidanceStep, combine, skip_layer_mask
+from .guidance import GuidanceStep, combine, skip_layer_mask
 from .noise import randn
 from .schedule import T_EPS, euler_step
 
@@ -21,25 +23,24 @@ class Cancelled(RuntimeError):
     """Raised between denoising steps when the caller's `should_cancel()` returned True."""
 
 
-def denoise(
-    model,
-    state: TokenState,
-    timesteps: Tensor,
-    steps: Sequence[GuidanceStep],
-    context: Tensor,
-    context_mask: Tensor,
-    negative_context: Tensor,
-    negative_mask: Tensor,
-    frame_rate: float,
-    generator: torch.Generator,
-    skip_layer_strategy=None,
-    stochastic: bool = False,
-    stochastic_generator: torch.Generator | None = None,
-    image_cond_noise_scale: float = 0.0,
-    autocast_dtype: torch.dtype | None = None,
-    on_step: Callable[[int, Tensor], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-) -> Tensor:
+@dataclass(frozen=True)
+class DenoiseContext:
+    """What every step of a denoising run shares."""
+
+    model: torch.nn.Module
+    text: TextConditioning
+    frame_rate: float
+    generator: torch.Generator  # the seed's main stream: conditioning re-noising
+    stochastic_generator: torch.Generator | None = None
+    skip_layer_strategy: object = None
+    stochastic: bool = False
+    image_cond_noise_scale: float = 0.0
+    autocast_dtype: torch.dtype | None = None
+    on_step: Callable[[int, Tensor], None] | None = None  # (step index, tokens) after each step
+    should_cancel: Callable[[], bool] | None = None
+
+
+def denoise(ctx: DenoiseContext, state: TokenState, timesteps: Tensor, steps: Sequence[GuidanceStep]) -> Tensor:
     """Denoise `state.tokens` along `timesteps`; returns the final tokens (B, N, C), extra tokens included.
 
     - Each token's model timestep is min(t, 1 - strength); a token is only updated once t - 1e-6 < 1 - strength,
@@ -52,60 +53,59 @@ def denoise(
     tokens = state.tokens
     init_tokens = tokens.clone()
     mask = state.mask
-    batch = tokens.shape[0]
     device = tokens.device
-    coords = state.model_coords(frame_rate).to(device)
+    coords = state.model_coords(ctx.frame_rate).to(device)
     timesteps = timesteps.to(device=device, dtype=torch.float32)
-    num_layers = len(model.transformer_blocks)
-    (context, context_mask), (negative_context, negative_mask) = trim_text_padding(
-        context, context_mask, (negative_context, negative_mask)
-    )
-    rows_of = {"negative": (negative_context, negative_mask), "positive": (context, context_mask),
-               "perturbed": (context, context_mask)}
+    rows = _condition_rows(ctx.text)
     hard = None if mask is None else (mask > 1.0 - HARD_EPS).unsqueeze(-1)
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext())
 
     for i, step in enumerate(steps):
-        if should_cancel is not None and should_cancel():
+        if ctx.should_cancel is not None and ctx.should_cancel():
             raise Cancelled(f"generation cancelled before step {i + 1} of {len(steps)}")
         t = timesteps[i]
-        conds = step.conditions
-        n = len(conds)
-
-        if mask is not None and image_cond_noise_scale > 0.0:
-            noise = randn(tokens.shape, generator, device, tokens.dtype)
-            tokens = torch.where(hard, init_tokens + image_cond_noise_scale * noise * (t ** 2), tokens)
-
-        model_in = torch.cat([tokens] * n) if n > 1 else tokens
-        ts = t.expand(batch * n).unsqueeze(-1)
-        if mask is not None:
-            ts = torch.minimum(ts, 1.0 - torch.cat([mask] * n))
-        ctx = torch.cat([rows_of[c][0] for c in conds])
-        ctx_mask = _cat_masks([rows_of[c] for c in conds])
-        with autocast:
-            pred = model.forward_tokens(
-                model_in,
-                torch.cat([coords] * n),
-                ts,
-                ctx,
-                ctx_mask,
-                skip_layer_mask(step, num_layers, batch),  # on the CPU: see Transformer3D._layer_skips
-                skip_layer_strategy,
-            )
-        velocity = combine(pred.to(tokens.dtype), step, batch)
-
-        stepped = euler_step(tokens, velocity, ts[:1], timesteps, stochastic, stochastic_generator)
+        if mask is not None and ctx.image_cond_noise_scale > 0.0:
+            noise = randn(tokens.shape, ctx.generator, device, tokens.dtype)
+            tokens = torch.where(hard, init_tokens + ctx.image_cond_noise_scale * noise * (t ** 2), tokens)
+        velocity, ts = _guided_velocity(ctx, tokens, coords, t, mask, rows, step)
+        stepped = euler_step(tokens, velocity, ts[:1], timesteps, ctx.stochastic, ctx.stochastic_generator)
         if mask is not None:
             update = (t - T_EPS < (1.0 - mask)).unsqueeze(-1)
             stepped = torch.where(update, stepped, tokens)
         tokens = stepped
-        if on_step is not None:
-            on_step(i, tokens)
+        if ctx.on_step is not None:
+            ctx.on_step(i, tokens)
     return tokens
 
 
-def uses_negative(steps: Sequence[GuidanceStep]) -> bool:
-    return any(NEGATIVE in s.conditions for s in steps)
+def _condition_rows(text: TextConditioning) -> dict[str, tuple[Tensor, Tensor | None]]:
+    """Text rows per condition, with the padding that every row masks trimmed once for the whole run."""
+    (context, context_mask), (negative, negative_mask) = trim_text_padding(
+        text.embeds, text.mask, (text.negative_embeds, text.negative_mask))
+    return {"negative": (negative, negative_mask), "positive": (context, context_mask),
+            "perturbed": (context, context_mask)}
+
+
+def _guided_velocity(ctx: DenoiseContext, tokens, coords, t, mask, rows, step: GuidanceStep):
+    """One batched model call over the step's conditions, combined into one velocity per sample; also returns
+    the per-row model timesteps."""
+    batch = tokens.shape[0]
+    conds = step.conditions
+    n = len(conds)
+    ts = t.expand(batch * n).unsqueeze(-1)
+    if mask is not None:
+        ts = torch.minimum(ts, 1.0 - torch.cat([mask] * n))
+    autocast = torch.autocast(tokens.device.type, dtype=ctx.autocast_dtype) if ctx.autocast_dtype else nullcontext()
+    with autocast:
+        pred = ctx.model.forward_tokens(
+            torch.cat([tokens] * n) if n > 1 else tokens,
+            torch.cat([coords] * n),
+            ts,
+            torch.cat([rows[c][0] for c in conds]),
+            _cat_masks([rows[c] for c in conds]),
+            skip_layer_mask(step, len(ctx.model.transformer_blocks), batch),  # on the CPU: Transformer3D._layer_skips
+            ctx.skip_layer_strategy,
+        )
+    return combine(pred.to(tokens.dtype), step, batch), ts
 
 
 def _cat_masks(rows: list[tuple[Tensor, Tensor | None]]) -> Tensor | None:

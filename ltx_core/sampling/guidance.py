@@ -15,27 +15,16 @@ from torch import Tensor
 
 NEGATIVE, POSITIVE, PERTURBED = "negative", "positive", "perturbed"
 
-# yaml `stg_mode` spellings -> SkipLayerStrategy member names (official names and their short aliases).
-STG_MODES = {
-    "attention_values": "AttentionValues",
-    "stg_av": "AttentionValues",
-    "attention_skip": "AttentionSkip",
-    "stg_as": "AttentionSkip",
-    "residual": "Residual",
-    "stg_r": "Residual",
-    "transformer_block": "TransformerBlock",
-    "stg_t": "TransformerBlock",
-}
+# Official `stg_mode` names -> SkipLayerStrategy member names.
+_STRATEGIES = {"attention_values": "AttentionValues", "attention_skip": "AttentionSkip", "residual": "Residual",
+               "transformer_block": "TransformerBlock"}
 
 
 def stg_strategy(mode: str):
-    """The transformer's SkipLayerStrategy for a yaml `stg_mode` value."""
+    """The transformer's SkipLayerStrategy for an official `stg_mode` name (PipelineConfig has checked it)."""
     from ..model.transformer.stg import SkipLayerStrategy
 
-    key = str(mode).strip().lower()
-    if key not in STG_MODES:
-        raise ValueError(f"stg_mode={mode!r} is not supported; allowed: {sorted(STG_MODES)}")
-    return SkipLayerStrategy[STG_MODES[key]]
+    return SkipLayerStrategy[_STRATEGIES[mode]]
 
 
 @dataclass(frozen=True)
@@ -83,27 +72,9 @@ def guidance_indices(timesteps: Tensor, guidance_timesteps: Sequence[float]) -> 
     return out
 
 
-def _per_step(name: str, value: Any, n_steps: int, mapping: list[int] | None, n_gt: int, cast) -> list:
-    if not _is_list(value):
-        return [cast(value)] * n_steps
-    if mapping is None:
-        raise ValueError(f"{name} is a list ({list(value)}), which needs guidance_timesteps to say which value each step uses")
-    if len(value) != n_gt:
-        raise ValueError(f"{name} has {len(value)} values but guidance_timesteps has {n_gt}: they must match one to one")
-    return [cast(value[i]) for i in mapping]
-
-
-def _blocks(v: Any) -> tuple[int, ...]:
-    if not _is_list(v):
-        raise ValueError(f"skip_block_list entries must be lists of block indices, got {v!r}")
-    out = []
-    for b in v:
-        if isinstance(b, bool) or not isinstance(b, int) and not (isinstance(b, float) and b.is_integer()):
-            raise ValueError(f"skip_block_list: block indices must be integers, got {b!r}")
-        if int(b) < 0:
-            raise ValueError(f"skip_block_list: block indices must be >= 0, got {b}")
-        out.append(int(b))
-    return tuple(out)
+def _per_step(value: Any, mapping: list[int] | None, n_steps: int) -> list:
+    """A scalar for every step, or a list indexed per step through the guidance-timestep mapping."""
+    return [value[i] for i in mapping] if _is_list(value) else [value] * n_steps
 
 
 def guidance_schedule(
@@ -115,27 +86,23 @@ def guidance_schedule(
     guidance_timesteps: Sequence[float] | None = None,
     cfg_star_rescale: bool = False,
 ) -> list[GuidanceStep]:
-    """One GuidanceStep per timestep. Scalars hold for every step; lists are indexed per step through
-    `guidance_timesteps` (step t uses the first entry k with guidance_timesteps[k] <= t). `skip_block_list` is
-    either one list of blocks for every step or a list of lists indexed like the scales."""
+    """One GuidanceStep per timestep, from a pass's settings as `PipelineConfig.from_dict` checked them. Scalars
+    hold for every step; lists are indexed per step through `guidance_timesteps` (step t uses the first entry k
+    with guidance_timesteps[k] <= t). `skip_block_list` is either one list of blocks for every step or a list of
+    lists indexed like the scales."""
     n = len(timesteps)
-    mapping = None
-    n_gt = 0
-    if guidance_timesteps is not None and len(guidance_timesteps) > 0:
-        n_gt = len(guidance_timesteps)
-        mapping = guidance_indices(timesteps, guidance_timesteps)
-    cfg = _per_step("guidance_scale", guidance_scale, n, mapping, n_gt, float)
-    stg = _per_step("stg_scale", stg_scale, n, mapping, n_gt, float)
-    rescale = _per_step("rescaling_scale", rescaling_scale, n, mapping, n_gt, float)
-    if skip_block_list is None:
-        blocks = [None] * n
-    elif not _is_list(skip_block_list):
-        raise ValueError(f"skip_block_list must be a list of block indices or a list of such lists, got {skip_block_list!r}")
-    elif len(skip_block_list) == 0 or not _is_list(skip_block_list[0]):
-        blocks = [_blocks(skip_block_list)] * n
+    mapping = guidance_indices(timesteps, guidance_timesteps) if guidance_timesteps else None
+    cfg = _per_step(guidance_scale, mapping, n)
+    stg = _per_step(stg_scale, mapping, n)
+    rescale = _per_step(rescaling_scale, mapping, n)
+    if not skip_block_list:
+        blocks = [tuple(skip_block_list) if skip_block_list is not None else None] * n
+    elif _is_list(skip_block_list[0]):
+        blocks = _per_step([tuple(b) for b in skip_block_list], mapping, n)
     else:
-        blocks = _per_step("skip_block_list", [_blocks(b) for b in skip_block_list], n, mapping, n_gt, tuple)
-    return [GuidanceStep(cfg[i], stg[i], rescale[i], blocks[i], bool(cfg_star_rescale)) for i in range(n)]
+        blocks = [tuple(skip_block_list)] * n
+    return [GuidanceStep(float(cfg[i]), float(stg[i]), float(rescale[i]), blocks[i], bool(cfg_star_rescale))
+            for i in range(n)]
 
 
 def skip_layer_mask(step: GuidanceStep, num_layers: int, batch: int, device=None) -> Tensor | None:

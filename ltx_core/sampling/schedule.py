@@ -4,7 +4,7 @@ Timesteps run from 1 (pure noise) down towards 0 (clean latents); a latent at ti
 `(1 - t) * x0 + t * noise` and the model predicts the velocity `noise - x0`.
 
 Every grid is built in float32 with the same arithmetic, in the same order, as the official
-`RectifiedFlowScheduler`, so the timesteps are bit-identical to it (section A3 of the reference notes).
+`RectifiedFlowScheduler`, so the timesteps are bit-identical to it.
 """
 from __future__ import annotations
 
@@ -154,31 +154,22 @@ def make_timesteps(
     config: SchedulerConfig,
     num_inference_steps: int | None = None,
     latent_shape: Sequence[int] | None = None,
-    timesteps: Sequence[float] | Tensor | None = None,
+    timesteps: Sequence[float] | None = None,
     skip_initial_inference_steps: int = 0,
     skip_final_inference_steps: int = 0,
     denoise_strength: float = 1.0,
 ) -> Tensor:
     """The float32 timesteps a pass runs, in descending order (the final step always goes to t=0).
 
-    - `timesteps` (e.g. the distilled lists) are taken as they are; skip counts do not apply to them
+    - `timesteps` (e.g. the distilled lists, decreasing in (0, 1]) are taken as they are; skip counts do not apply to them
       (as in the official pipeline).
     - Otherwise the config's grid for `num_inference_steps` (capped at num_train_timesteps) is shifted for
       `latent_shape` and then `skip_initial_inference_steps` / `skip_final_inference_steps` are dropped.
     - `denoise_strength` < 1 keeps only timesteps <= strength (a refinement pass starting from given latents).
     """
-    if timesteps is not None:
-        grid = torch.tensor([float(v) for v in (timesteps.tolist() if isinstance(timesteps, Tensor) else timesteps)],
-                            dtype=torch.float32)
-        if grid.numel() == 0:
-            raise ValueError("timesteps must not be empty")
-        if not bool(((grid > 0) & (grid <= 1)).all()):
-            raise ValueError(f"timesteps must lie in (0, 1], got {grid.tolist()}")
-        if grid.numel() > 1 and not bool((grid[1:] < grid[:-1]).all()):
-            raise ValueError(f"timesteps must be strictly decreasing, got {grid.tolist()}")
+    if timesteps is not None:  # a config's list, checked by PipelineConfig.from_dict
+        grid = torch.tensor([float(v) for v in timesteps], dtype=torch.float32)
     else:
-        if num_inference_steps is None or int(num_inference_steps) < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
         n = min(int(config.num_train_timesteps), int(num_inference_steps))
         grid = shift_grid(config, initial_grid(config, n), latent_shape)
         lo, hi = int(skip_initial_inference_steps), int(skip_final_inference_steps)

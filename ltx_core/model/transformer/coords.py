@@ -1,8 +1,7 @@
 """Positions of video latent tokens, in the units the transformer's RoPE was trained on."""
 import torch
 
-# Pixels per latent step along (t, y, x): the video VAE's compression.
-VAE_SCALE_FACTORS = (8, 32, 32)
+from ...geometry import VAE_SCALE_FACTORS
 
 
 def video_token_coords(
@@ -21,7 +20,8 @@ def video_token_coords(
     causal VAE builds latent frame 0 from pixel frame 0 alone and frame f>0 from pixel frames 8f-7..8f.
     The checkpoint's `causal_temporal_positioning` says which convention it was trained with.
     """
-    axes = [torch.arange(n, device=device) * s for n, s in zip((frames, height, width), VAE_SCALE_FACTORS)]
+    axes = [torch.arange(n, device=device) * s
+            for n, s in zip((frames, height, width), VAE_SCALE_FACTORS, strict=True)]
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij")).flatten(1)
     if causal_fix:
         grid[0] = (grid[0] + 1 - VAE_SCALE_FACTORS[0]).clamp(min=0)

@@ -157,7 +157,7 @@ class Transformer3D(nn.Module):
                             dtype, complex_ok=not self.blocks_compiled)
 
         skips = self._layer_skips(skip_layer_mask, skip_layer_strategy, b, x.device, dtype)
-        for block, skip in zip(self.transformer_blocks, skips):
+        for block, skip in zip(self.transformer_blocks, skips, strict=True):
             x = block(x, modulation, context, bias, rope, skip)
 
         shift, scale = (self.scale_shift_table.to(dtype) + embedded[:, :, None]).unbind(dim=2)

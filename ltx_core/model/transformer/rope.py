@@ -21,7 +21,7 @@ class RopeTables(NamedTuple):
 def rope_cos_sin(
     coords: Tensor, dim: int, theta: float, max_pos: tuple[int, int, int], dtype: torch.dtype, complex_ok: bool = True
 ) -> RopeTables:
-    """Rotation tables for `apply_rope`.
+    """Rotation tables for `apply_rope_`.
 
     Each axis position is taken as a fraction of `max_pos`, mapped to [-1, 1] and multiplied by
     dim // 6 frequencies spaced geometrically from pi/2 to theta*pi/2; the three axes interleave.
@@ -59,8 +59,3 @@ def _real_tables(rotation: Tensor) -> tuple[Tensor, Tensor]:
     """The cos/sin tables (in the compute dtype, as `rope_cos_sin` makes them) for x of another dtype."""
     cos, sin = rotation.real, rotation.imag
     return cos.unsqueeze(-1), torch.stack((-sin, sin), dim=-1)
-
-
-def apply_rope(x: Tensor, rope: RopeTables) -> Tensor:
-    """As `apply_rope_`, leaving x unchanged."""
-    return apply_rope_(x.clone() if rope.rotation is not None else x, rope)

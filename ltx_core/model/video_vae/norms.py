@@ -23,6 +23,7 @@ class PixelNorm(nn.Module):
 
 class GroupNorm(nn.GroupNorm):
     def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        del inplace  # an affine norm cannot reuse its input
         return super().forward(x)
 
 
@@ -34,6 +35,7 @@ class ChannelLayerNorm(nn.Module):
         self.norm = nn.LayerNorm(channels, eps=eps)
 
     def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        del inplace  # an affine norm cannot reuse its input
         return self.norm(x.movedim(1, -1)).movedim(-1, 1)
 
 

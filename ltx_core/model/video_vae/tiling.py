@@ -98,9 +98,9 @@ def blend_weights(tile_spans: list[tuple[int, int]], length: int, from_zero: boo
         weights.append(w)
     # Clamped last tiles can make three tiles meet; normalising keeps the blend a weighted mean anyway.
     total = torch.zeros(length, dtype=torch.float64)
-    for (start, stop), w in zip(tile_spans, weights):
+    for (start, stop), w in zip(tile_spans, weights, strict=True):
         total[start:stop] += w
-    return [w / total[start:stop] for (start, stop), w in zip(tile_spans, weights)]
+    return [w / total[start:stop] for (start, stop), w in zip(tile_spans, weights, strict=True)]
 
 
 def tiled_map(
@@ -114,7 +114,8 @@ def tiled_map(
     which land on `out_spans`, into one (B, C', *out_sizes) tensor. Time is axis 0 of the span tuples."""
     if all(len(s) == 1 for s in in_spans):
         return fn(x)
-    weights = [blend_weights(s, n, from_zero=axis == 0) for axis, (s, n) in enumerate(zip(out_spans, out_sizes))]
+    weights = [blend_weights(s, n, from_zero=axis == 0)
+               for axis, (s, n) in enumerate(zip(out_spans, out_sizes, strict=True))]
     out = None
     for index in itertools.product(*(range(len(s)) for s in in_spans)):
         tile = fn(x[(..., *(slice(*in_spans[axis][i]) for axis, i in enumerate(index)))])

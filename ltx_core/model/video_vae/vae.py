@@ -63,11 +63,11 @@ class VideoVAE(nn.Module):
         """Latent and pixel spans per axis (time, height, width)."""
         no_tiling = [(None, 0)] * 3
         layout = tiling.latent_layout(self.temporal_compression, self.spatial_compression) if tiling else no_tiling
-        latent = tuple(spans(n, tile, overlap) for n, (tile, overlap) in zip(latent_grid, layout))
+        latent = tuple(spans(n, tile, overlap) for n, (tile, overlap) in zip(latent_grid, layout, strict=True))
         factors = (self.temporal_compression, self.spatial_compression, self.spatial_compression)
         pixel = tuple(
             [to_pixels(s, factor, temporal=axis == 0) for s in axis_spans]
-            for axis, (axis_spans, factor) in enumerate(zip(latent, factors))
+            for axis, (axis_spans, factor) in enumerate(zip(latent, factors, strict=True))
         )
         return latent, pixel
 

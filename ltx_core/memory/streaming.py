@@ -1,9 +1,9 @@
-"""Block-wise offload: a transformer larger than the GPU runs with its blocks resident on the CPU.
+"""Block streaming: a transformer larger than the GPU runs with its blocks resident in CPU memory.
 
 Each block's weights live in (pinned) CPU memory; just before the block runs they are copied to the compute
 device, and the next block's copy is already under way on a side stream, so the transfer overlaps the current
 block's compute. After a block has run, its device copies are dropped: the CPU copy is the master, weights never
-change during inference, so nothing is copied back. Peak device memory is the non-block weights plus two blocks.
+change during inference, so nothing is copied back. Peak device memory is the non-block weights plus two blocks (`estimate.transformer_weight_bytes(..., streaming=True)`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 
-class BlockOffload:
+class BlockStreamer:
+    """Forward hooks that bring each block's weights to the device just before it runs."""
+
     def __init__(self, blocks: nn.ModuleList, device, prefetch: bool = True):
         self.blocks = list(blocks)
         self.device = torch.device(device)
@@ -31,7 +33,7 @@ class BlockOffload:
                 _set(block, name, master[name])
             self._masters.append(master)
 
-    def attach(self) -> "BlockOffload":
+    def attach(self) -> "BlockStreamer":
         for i, block in enumerate(self.blocks):
             self._handles.append(block.register_forward_pre_hook(lambda _m, _a, i=i: self._before(i)))
             self._handles.append(block.register_forward_hook(lambda _m, _a, _o, i=i: self._after(i)))
@@ -105,20 +107,13 @@ def stream_blocks(transformer: nn.Module, device):
         m.to(device)
     for p in own:
         p.data = p.data.to(device)
-    offload = BlockOffload(transformer.transformer_blocks, device).attach()
+    streamer = BlockStreamer(transformer.transformer_blocks, device).attach()
     try:
         yield transformer
     finally:
-        offload.detach()
+        streamer.detach()
         for m in resident:
             m.to("cpu")
         for p in own:
             p.data = p.data.to("cpu")
 
-
-def resident_bytes(transformer: nn.Module) -> int:
-    """Device memory `stream_blocks` needs for weights: everything but the blocks, plus two blocks in flight."""
-    blocks = transformer.transformer_blocks
-    block = max(sum(t.numel() * t.element_size() for _, t in _tensors(b)) for b in blocks)
-    everything = sum(t.numel() * t.element_size() for _, t in _tensors(transformer))
-    return everything - sum(sum(t.numel() * t.element_size() for _, t in _tensors(b)) for b in blocks) + 2 * block

@@ -1,0 +1,67 @@
+"""Loading the video model with its options: weight dtype, fp8 matmuls, torch.compile. Options that cannot work
+are refused before any weight is read."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..loader.checkpoint import Checkpoint, load_checkpoint
+from ..loader.precision import FP8, FP8_COMPUTE, parse_dtype
+from ..model.transformer import inductor_unavailable
+
+
+class OptionError(ValueError):
+    """A load or run option that cannot be used; `option` names it (each front end shows its own name for it)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a checkpoint: weight dtype (fp8: storage, computed in bf16), the VAE's (None: the same, bf16
+    next to fp8), where the weights go, where the model runs (compile target; default `device`), fp8 matmuls
+    (float8_e4m3fn weights only), regional torch.compile of the blocks."""
+
+    dtype: str | torch.dtype = torch.bfloat16
+    vae_dtype: str | torch.dtype | None = None
+    device: str | torch.device = "cpu"
+    compute_device: str | torch.device | None = None
+    fp8_matmul: bool = False
+    compile: bool = False
+
+    def check(self) -> None:
+        """What can be known wrong before loading: OptionError naming the option."""
+        dtype = parse_dtype(self.dtype)
+        if self.fp8_matmul and dtype != torch.float8_e4m3fn:
+            raise OptionError("fp8_matmul", f"fp8 matmuls need fp8 weights, but the weights are loaded as "
+                                            f"{str(dtype).removeprefix('torch.')}: load the checkpoint with dtype "
+                                            "float8_e4m3fn")
+        if self.compile:
+            problem = inductor_unavailable(torch.device(self.compute_device or self.device).type)
+            if problem:
+                raise OptionError("compile", f"cannot compile the transformer: {problem}")
+
+
+def load_video_model(path, options: LoadOptions) -> Checkpoint:
+    """A checkpoint with both a transformer and a VAE, its options applied."""
+    options.check()
+    ck = load_checkpoint(path, device=options.device, dtype=options.dtype, vae_dtype=options.vae_dtype)
+    if ck.transformer is None:
+        raise ValueError(f"{path} holds only a VAE, no transformer; pick a full LTX-Video checkpoint")
+    if ck.vae is None:
+        raise ValueError(f"{path} holds no VAE (vae.* tensors); pick a full LTX-Video checkpoint")
+    if options.fp8_matmul:
+        ck.transformer.use_fp8_matmul()
+    if options.compile:
+        ck.transformer.compile_blocks(device_type=torch.device(options.compute_device or options.device).type)
+    return ck
+
+
+def companion_dtype(dtype) -> torch.dtype:
+    """The dtype for the VAE and the upsampler next to a transformer loaded in `dtype` (fp8 is for the
+    transformer's blocks only)."""
+    dtype = parse_dtype(dtype)
+    return FP8_COMPUTE if dtype in FP8 else dtype
