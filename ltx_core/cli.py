@@ -127,7 +127,7 @@ def _validate_conditioning(a) -> list[tuple[str, float, int]]:
         if f < 0 or f >= a.num_frames:
             raise UsageError(f"conditioning start frame {f} is outside the video: start frames must be between 0 "
                              f"and {a.num_frames - 1} (--num_frames {a.num_frames})")
-    return list(zip(paths, strengths, starts))
+    return list(zip(paths, strengths, starts, strict=True))
 
 
 def _precision_dtype(precision) -> str:
@@ -228,7 +228,7 @@ class _Progress:
     def __init__(self, label="denoising", stream=None):
         self.label, self.stream, self.t0, self.last = label, stream or sys.stderr, time.time(), -1.0
 
-    def __call__(self, step, total, preview=None):
+    def __call__(self, step, total, _latents=None):
         now = time.time()
         if step < total and now - self.last < 0.2:
             return

@@ -1,4 +1,4 @@
-"""Video files: write H.264 MP4 (yuv420p) with PyAV, read any video PyAV/FFmpeg can decode."""
+"""Video files: write H.264 MP4 (yuv420p) with PyAV."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -8,7 +8,7 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["read_video_frames", "to_uint8_frames", "write_mp4"]
+__all__ = ["to_uint8_frames", "write_mp4"]
 
 
 def to_uint8_frames(video) -> np.ndarray:
@@ -62,21 +62,3 @@ def write_mp4(path, video, fps, *, crf: int = 18, preset: str = "medium") -> Pat
         for packet in stream.encode(None):
             out.mux(packet)
     return path
-
-
-def read_video_frames(path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode a video -> (frames (F,H,W,3) uint8, fps)."""
-    with av.open(str(path)) as inp:
-        streams = [s for s in inp.streams if s.type == "video"]
-        if not streams:
-            raise ValueError(f"{path}: has no video stream")
-        stream = streams[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        frames = []
-        for frame in inp.decode(stream):
-            if max_frames is not None and len(frames) >= max_frames:
-                break
-            frames.append(frame.to_ndarray(format="rgb24"))
-    if not frames:
-        raise ValueError(f"{path}: has no frames")
-    return np.stack(frames), float(rate) if rate else 0.0

@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from ltx_core import cli
 from ltx_core.conditioning import media as M
-from ltx_core.video_io import read_video_frames, write_mp4
+from ltx_core.video_io import write_mp4
+from video_files import read_video_frames
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -230,7 +230,7 @@ def test_prepare_frames_equals_files(files):
     assert torch.equal(M.prepare_frames(comfy, 48, 64), want)
     assert torch.equal(M.prepare_frames(torch.from_numpy(arr)[None], 48, 64), want)  # uint8
     assert torch.equal(M.prepare_frames(comfy.permute(3, 0, 1, 2)[None], 48, 64), want)  # (1,3,f,H,W)
-    vid, _ = __import__("ltx_core.video_io", fromlist=["x"]).read_video_frames(files["video"])
+    vid, _ = __import__("video_files").read_video_frames(files["video"])
     assert torch.equal(M.prepare_frames(torch.from_numpy(vid[:3]).float() / 255, 32, 48, just_crop=True),
                        M.load_media(files["video"], 32, 48, max_frames=3, just_crop=True))
     # no blur, no codec: plain crop/resize/scale

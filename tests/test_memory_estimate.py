@@ -103,7 +103,7 @@ def test_vae_decode_estimate_matches_measured_peaks():
     cfg = VideoVAEConfig.from_dict(tiny_vae.tiny_config("0.9.5", base_channels=VAE_BASE))
     measured = _measure("vae", {"base": VAE_BASE, "cases": VAE_CASES})
     weights = vae_weight_bytes(cfg, torch.float32)
-    for (shape, tiling), m in zip(VAE_CASES, measured):
+    for (shape, tiling), m in zip(VAE_CASES, measured, strict=True):
         t = TilingConfig(*tiling) if tiling else None
         _ratio_ok(vae_decode_bytes(cfg, shape, torch.float32, t), m, weights, f"decode {shape} tiling={tiling}")
     assert measured[1] > 1.5 * measured[0]
@@ -116,14 +116,14 @@ TF_CASES = [[2, 3, 16, 24, 64, False], [2, 6, 16, 24, 64, False], [2, 3, 16, 24,
 def test_transformer_step_estimate_matches_measured_peaks():
     cfg = TransformerConfig.from_dict(tiny_transformer.tiny_config("2b", **TF_OVER))
     measured = _measure("transformer", {"over": TF_OVER, "cases": TF_CASES})
-    for (b, f, h, w, length, per_token), m in zip(TF_CASES, measured):
+    for (b, f, h, w, length, per_token), m in zip(TF_CASES, measured, strict=True):
         est = transformer_activation_bytes(cfg, b, (f, h, w), torch.float32, length, per_token, device_type="cpu")
         # Weights are resident before and after the step, so compare activations alone here.
         _ratio_ok(est, m, 0, f"step batch={b} grid={(f, h, w)} per_token={per_token}")
     assert measured[1] > 1.5 * measured[0]  # twice the frames
 
 
-# ------------------------------------------------------------------------------------------------ scaling (pure)
+# -- scaling (pure) --
 
 FULL_VAE = VideoVAEConfig.from_dict(tiny_vae.full_config("0.9.5"))
 FULL_2B = TransformerConfig.from_dict(tiny_transformer.full_config("2b"))

@@ -94,7 +94,7 @@ def _timesteps(key, v) -> tuple[float, ...]:
     if not isinstance(v, (list, tuple)) or not v:
         raise _err(key, f"must be a non-empty list of timesteps in (0, 1], got {v!r}")
     out = tuple(_number(f"{key}[{i}]", x, 0.0, 1.0, lo_open=True) for i, x in enumerate(v))
-    if any(b >= a for a, b in zip(out, out[1:])):
+    if any(b >= a for a, b in zip(out, out[1:], strict=False)):
         raise _err(key, f"must be strictly decreasing, got {list(out)}")
     return out
 
