@@ -1,4 +1,4 @@
-"""Official pipeline configs: every yaml of the reference notes' table A1, with its values."""
+"""Official pipeline configs: every official yaml, with its values."""
 
 import pytest
 

@@ -66,7 +66,7 @@ def test_explicit_timesteps_and_distilled_list():
         ref, _ = reference({}, None, (1, 128, 2, 2, 2), timesteps=ts)
         ours = make_timesteps(SchedulerConfig(), None, None, ts)
         assert same(ours, ref)
-    # The distilled list is the 8-step LinearQuadratic grid, rounded to 4 digits (reference notes A1).
+    # The distilled list is the 8-step LinearQuadratic grid, rounded to 4 digits.
     lq8 = linear_quadratic_grid(8)
     assert [round(v, 4) for v in lq8.tolist()] == distilled + [0.4219]
 
