@@ -348,8 +348,8 @@ def run_generation(a, prep):
             conditioning=prep["conditioning"],
             num_inference_steps=a.num_inference_steps, image_cond_noise_scale=a.image_cond_noise_scale,
             input_media=prep["input_media"])
-        check_generation_memory(models.transformer, cfg, text, request,
-                                (device, device_free_bytes(device), a.offload_to_cpu))
+        check_generation_memory(models.transformer, cfg, text, request, device=device,
+                                free_bytes=device_free_bytes(device), streaming=a.offload_to_cpu)
         streaming = stream_blocks(models.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
         with torch.no_grad(), streaming:
             return generate(models, cfg, text, request, progress=_Progress())

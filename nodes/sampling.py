@@ -192,7 +192,8 @@ class Sampler:
                 image_cond_noise_scale=float(image_cond_noise_scale), latents=start, denoise_strength=float(denoise),
                 output="latents")
             free = bridge.free_memory_bytes(device) if device.type in CHECKED_DEVICE_TYPES else None
-            work = check_generation_memory(model.module, cfg, text, request, (device, free, True))
+            work = check_generation_memory(model.module, cfg, text, request, device=device, free_bytes=free,
+                                           streaming=True)
             with torch.no_grad(), _placement(model, others, work):
                 res = generate(model.models(upscale_model and upscale_model.module), cfg, text, request,
                                progress=bridge.Progress(1), should_cancel=bridge.interrupt_requested)

@@ -190,50 +190,59 @@ def _import_text(node: ast.AST) -> str:
     return ast.unparse(node).replace("\n", " ")
 
 
-def _node_import_problems(label: str, text: str, public: set[str]) -> list[str]:
-    """In a nodes/*.py file (package <root>.nodes, so `..` is the pack root, where ltx_core lives)."""
+def _absolute_import_problem(node: ast.AST, where: str, spelling: str) -> str | None:
+    """An `import ltx_core...` or `from ltx_core... import`: the package must be reached relatively."""
+    names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+    if isinstance(node, ast.ImportFrom) and node.level == 0:
+        names = [node.module]
+    if any(_reaches_ltx_core(n) for n in names):
+        return f"{where} `{_import_text(node)}`: use `{spelling}`"
+    return None
+
+
+def _not_public(node: ast.ImportFrom, where: str, public: set[str]) -> list[str]:
+    return [f"{where} `{a.name}` is not in ltx_core.__all__" for a in node.names if a.name not in public]
+
+
+def _relative_problems(node: ast.ImportFrom, where: str, public: set[str], in_nodes: bool) -> list[str]:
+    """In nodes/*.py `..` is the pack root, where ltx_core lives; in ltx_core/cli.py `.` is ltx_core itself."""
+    text = _import_text(node)
+    if not in_nodes:
+        if node.level != 1 or node.module is not None:
+            return [f"{where} `{text}`: relative imports must be `from . import ...`"]
+        return _not_public(node, where, public)
+    if node.level != 2:
+        return []
+    if node.module is None and any(a.name == "ltx_core" for a in node.names):
+        return [f"{where} `{text}`: use `from ..ltx_core import ...`"]
+    if not _reaches_ltx_core(node.module):
+        return []
+    if node.module != "ltx_core":
+        return [f"{where} `{text}`: import from ..ltx_core itself, not ..{node.module}"]
+    return _not_public(node, where, public)
+
+
+def _import_problems(label: str, text: str, public: set[str], in_nodes: bool) -> list[str]:
+    spelling = "from ..ltx_core import ..." if in_nodes else "from . import ..."
     problems = []
     for node in ast.walk(ast.parse(text, filename=label)):
-        where = f"{label}:{getattr(node, 'lineno', '?')}"
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if _reaches_ltx_core(alias.name):
-                    problems.append(f"{where} `{_import_text(node)}`: use `from ..ltx_core import ...`")
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                if _reaches_ltx_core(node.module):
-                    problems.append(f"{where} `{_import_text(node)}`: use `from ..ltx_core import ...`")
-            elif node.level == 2 and node.module is None and any(a.name == "ltx_core" for a in node.names):
-                problems.append(f"{where} `{_import_text(node)}`: use `from ..ltx_core import ...`")
-            elif node.level == 2 and _reaches_ltx_core(node.module):
-                if node.module != "ltx_core":
-                    problems.append(f"{where} `{_import_text(node)}`: import from ..ltx_core itself, not "
-                                    f"..{node.module}")
-                else:
-                    problems += [f"{where} `{a.name}` is not in ltx_core.__all__" for a in node.names
-                                 if a.name not in public]
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        where = f"{label}:{node.lineno}"
+        absolute = _absolute_import_problem(node, where, spelling)
+        if absolute:
+            problems.append(absolute)
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            problems += _relative_problems(node, where, public, in_nodes)
     return problems
+
+
+def _node_import_problems(label: str, text: str, public: set[str]) -> list[str]:
+    return _import_problems(label, text, public, in_nodes=True)
 
 
 def _cli_import_problems(label: str, text: str, public: set[str]) -> list[str]:
-    """In ltx_core/cli.py (a module of ltx_core itself, so `.` is ltx_core)."""
-    problems = []
-    for node in ast.walk(ast.parse(text, filename=label)):
-        where = f"{label}:{getattr(node, 'lineno', '?')}"
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if _reaches_ltx_core(alias.name):
-                    problems.append(f"{where} `{_import_text(node)}`: use `from . import ...`")
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                if _reaches_ltx_core(node.module):
-                    problems.append(f"{where} `{_import_text(node)}`: use `from . import ...`")
-            elif node.level != 1 or node.module is not None:
-                problems.append(f"{where} `{_import_text(node)}`: relative imports must be `from . import ...`")
-            else:
-                problems += [f"{where} `{a.name}` is not in ltx_core.__all__" for a in node.names
-                             if a.name not in public]
-    return problems
+    return _import_problems(label, text, public, in_nodes=False)
 
 
 def test_public_names_parse():

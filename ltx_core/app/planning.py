@@ -13,9 +13,8 @@ def step_shape(cfg: PipelineConfig, text: TextConditioning, request: GenerationR
                      int(text.embeds.shape[1]), bool(request.conditioning))
 
 
-def check_generation_memory(transformer, cfg: PipelineConfig, text: TextConditioning, request: GenerationRequest,
-                            placement: tuple) -> int:
-    """The working memory of a step, after refusing (MemoryRefusal) a run whose step cannot fit. `placement`:
-    (device, its free bytes or None when unknown, whether the blocks stream from CPU memory)."""
-    device, free_bytes, streaming = placement
+def check_generation_memory(transformer, cfg: PipelineConfig, text: TextConditioning, request: GenerationRequest, *,
+                            device, free_bytes: int | None, streaming: bool) -> int:
+    """The working memory of a step, after refusing (MemoryRefusal) a run whose step cannot fit in `free_bytes`
+    on `device` (None: unknown, nothing is refused), with the blocks streamed from CPU memory or not."""
     return check_step(transformer, step_shape(cfg, text, request), device, free_bytes, streaming)
