@@ -59,10 +59,17 @@ def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
 class Linear(nn.Linear):
     fp8_matmul = False  # per layer; see the module docstring
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A module computing extra output (the LoRAs applied for a run, `ltx_core.lora.apply`), or None.
+        self.lora = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8_matmul and self._fp8_ready(x):
-            return fp8_linear(x, self.weight, self.bias)
-        return F.linear(x, _cast(self.weight, x), _cast(self.bias, x))
+            out = fp8_linear(x, self.weight, self.bias)
+        else:
+            out = F.linear(x, _cast(self.weight, x), _cast(self.bias, x))
+        return out if self.lora is None else out + self.lora(x)
 
     def _fp8_ready(self, x: torch.Tensor) -> bool:
         w = self.weight

@@ -76,11 +76,11 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(GELUProjection(dim, mult * dim, approximate), nn.Identity(), Linear(mult * dim, dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        if not plain_cpu(x):
+        up, down = self.net[0], self.net[2]
+        if not plain_cpu(x) or up.proj.lora is not None or down.lora is not None:
             return self.net(x)
         # CPU: slices of tokens through both matmuls and the GELU, reusing one hidden buffer (and one scratch
         # buffer for the GELU): it stays in cache, and no fresh (page-faulting) memory is taken per slice.
-        up, down = self.net[0], self.net[2]
         rows, width = x.numel() // x.shape[-1], up.proj.out_features
         step = max(1, FF_CHUNK_BYTES // (width * x.element_size()))
         step = -(-rows // -(-rows // step))  # equal slices
