@@ -212,4 +212,4 @@ def test_reference_downscale_factor_from_metadata(tmp_path):
     assert read_lora(tl.write_lora(tmp_path / "b.safetensors", lora, metadata=meta), OURS).reference_downscale_factor == 2
     bad = read_lora(tl.write_lora(tmp_path / "c.safetensors", lora, metadata={"reference_downscale_factor": "0"}), OURS)
     with pytest.raises(ModelFileError, match="c.safetensors: metadata reference_downscale_factor='0': must be at least 1"):
-        bad.reference_downscale_factor
+        _ = bad.reference_downscale_factor
