@@ -4,12 +4,12 @@ The frame rules live here: clips of 8k+1 frames, a clip not at frame 0 starts at
 count from the end."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from ..conditioning.items import ConditioningItem
+from ..conditioning.items import ConditioningItem, ControlVideo
 from ..conditioning.media import pad_media, prepare_frames, read_media_frames
 from ..defaults import CONDITIONING_CRF
 from ..geometry import is_valid_clip_start, nearest_clip_starts, padded_frames, trim_to_valid_frames
@@ -62,15 +62,28 @@ def prepare_keyframes(keyframes, height: int, width: int, num_frames: int) -> li
     pipeline resizes it to each pass's size. Errors say which keyframe and what to change."""
     items = []
     for k, kf in enumerate(keyframes, 1):
-        start = _checked_start(k, kf, num_frames)
+        start = _checked_start(f"keyframe {k}", kf, num_frames)
         media = prepare_frames(kf.frames, height, width, just_crop=True, blur=kf.blur, crf=kf.crf)
         items.append(ConditioningItem(pad_media(media, height, width), start, kf.strength))
     return items
 
 
-def _checked_start(k: int, kf: Keyframe, num_frames: int) -> int:
+def prepare_control_video(control: Keyframe, height: int, width: int, num_frames: int) -> ControlVideo:
+    """An IC-LoRA control input (depth/pose/edge frames, or any video) for a video of height x width x num_frames:
+    its frames past the video's end are dropped, the rest cut to 8k+1, cropped to the video's aspect ratio and
+    padded like the output; no blur and no compression (the control is taken as it is). The downscale factor
+    comes from the IC-LoRA at generation time."""
+    fit = padded_frames(num_frames) - max(0, control.frame_index)
+    if control.frame_index >= 0 and 0 < fit < control.num_frames:
+        control = replace(control, frames=control.frames[:fit])
+    start = _checked_start(control.name, control, num_frames)
+    media = prepare_frames(control.frames, height, width, just_crop=True, blur=False, crf=0)
+    return ControlVideo(pad_media(media, height, width), start, control.strength)
+
+
+def _checked_start(label: str, kf: Keyframe, num_frames: int) -> int:
     n = kf.num_frames
-    what = f"keyframe {k} ({'1 frame' if n == 1 else f'a clip of {n} frames'}, frame_index {kf.frame_index})"
+    what = f"{label} ({'1 frame' if n == 1 else f'a clip of {n} frames'}, frame_index {kf.frame_index})"
     start = kf.start(num_frames)
     if start < 0:
         raise ValueError(f"{what} would start before the video's first frame; the video has {num_frames} "

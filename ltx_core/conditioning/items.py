@@ -7,10 +7,13 @@ How an item enters the latents depends on where it starts, as in the official pi
   blended in place; the prefix is appended as extra tokens;
 - at a later frame, a single image: appended as extra tokens whose time coordinate is shifted to that frame.
 Extra tokens are removed before decoding.
+
+A `ControlVideo` (an IC-LoRA's control input) is not blended in: its tokens are appended after the video's as
+guides (`tokens.GuideTokens`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -46,6 +49,16 @@ class ConditioningItem:
         return m
 
 
+@dataclass
+class ControlVideo(ConditioningItem):
+    """An IC-LoRA control input (depth, pose or edge maps made elsewhere, or any video): its latents become guide
+    tokens at the coordinates of the frames they stand for, at timestep sigma * (1 - strength). `downscale`: the
+    control is encoded at 1/downscale of each pass's size (an IC-LoRA's reference_downscale_factor); None: take it
+    from the IC-LoRA applied (1 without one)."""
+
+    downscale: int | None = None
+
+
 def validate_items(items, num_frames: int, batch: int, requested_frames: int | None = None) -> list[ConditioningItem]:
     """Check every item against a video of `num_frames` (padded, 8k+1) frames; ValueError with one line otherwise.
     `requested_frames` (the unpadded count) bounds the start frame, like the official script does."""
@@ -54,7 +67,7 @@ def validate_items(items, num_frames: int, batch: int, requested_frames: int | N
         if not isinstance(item, ConditioningItem):
             raise ValueError(f"conditioning[{n}] must be a ConditioningItem, got {type(item).__name__}")
         media = item.as_video()
-        what = f"conditioning[{n}]"
+        what = f"{'control video' if isinstance(item, ControlVideo) else 'conditioning'}[{n}]"
         s = item.strength
         if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= float(s) <= 1.0:
             raise ValueError(f"{what}: strength must be a number in [0, 1], got {s!r}")
@@ -75,7 +88,10 @@ def validate_items(items, num_frames: int, batch: int, requested_frames: int | N
             raise ValueError(f"{what}: media batch {media.shape[0]} must be 1 or the generation batch {batch}")
         if not media.is_floating_point():
             raise ValueError(f"{what}: media must be a float tensor in [-1, 1], got {media.dtype}")
-        out.append(ConditioningItem(media, int(start), float(s)))
+        if isinstance(item, ControlVideo) and item.downscale is not None and (
+                isinstance(item.downscale, bool) or not isinstance(item.downscale, int) or item.downscale < 1):
+            raise ValueError(f"{what}: downscale must be a positive integer, got {item.downscale!r}")
+        out.append(replace(item, start_frame=int(start), strength=float(s)))
     return out
 
 

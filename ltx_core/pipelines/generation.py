@@ -12,8 +12,9 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
-from ..conditioning.items import validate_items
+from ..conditioning.items import ControlVideo, validate_items
 from ..conditioning.text import TextConditioning
+from ..lora.apply import applied_loras
 from ..memory.estimate import device_free_bytes
 from ..sampling.denoise import DenoiseContext
 from ..sampling.guidance import stg_strategy
@@ -50,13 +51,14 @@ def generate(models: Models, config: PipelineConfig | Mapping, text: TextConditi
     if request.input_media is not None:
         current = encode_media(models.vae, request.input_media, plans[0].height, plans[0].width)
         current = current.expand(text.batch, *current.shape[1:]).contiguous()
-    for n, plan in enumerate(plans):
-        if n == 1:
-            current = upsample_latents(models.vae, models.upsampler, current)
-        if progress is not None:
-            done, total = sum(counts[:n]), sum(counts)
-            ctx = replace(ctx, on_step=lambda i, latents, d=done, t=total: progress(d + i + 1, t, latents))
-        current = run_pass(ctx, plan, current)
+    with applied_loras(models.transformer, models.loras):
+        for n, plan in enumerate(plans):
+            if n == 1:
+                current = upsample_latents(models.vae, models.upsampler, current)
+            if progress is not None:
+                done, total = sum(counts[:n]), sum(counts)
+                ctx = replace(ctx, on_step=lambda i, latents, d=done, t=total: progress(d + i + 1, t, latents))
+            current = run_pass(ctx, plan, current)
 
     if request.output == "latents":
         return GenerationResult(None, current)
@@ -104,5 +106,7 @@ def _context(models: Models, cfg: PipelineConfig, text: TextConditioning, reques
         should_cancel=should_cancel,
     )
     items = validate_items(request.conditioning, fp, text.batch, requested_frames=request.num_frames)
+    items = [replace(i, downscale=models.control_downscale) if isinstance(i, ControlVideo) and i.downscale is None
+             else i for i in items]
     return PassContext(denoise, models.vae, models.scheduler(cfg.sampler), items, models.allowed_inference_steps)
 

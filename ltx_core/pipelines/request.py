@@ -10,6 +10,7 @@ from torch import Tensor
 from ..conditioning.items import ConditioningItem
 from ..defaults import IMAGE_COND_NOISE_SCALE
 from ..geometry import padded_size
+from ..lora.apply import LoraUse
 from ..model.video_vae import TilingConfig
 from ..sampling.schedule import SchedulerConfig
 
@@ -19,19 +20,36 @@ OUTPUTS = ("video", "latents")
 @dataclass(frozen=True)
 class Models:
     """The loaded models a generation runs: the checkpoint's transformer and VAE (with its scheduler metadata and,
-    for distilled checkpoints, the timesteps it allows) and a latent upsampler for multi-scale configs."""
+    for distilled checkpoints, the timesteps it allows), a latent upsampler for multi-scale configs, and the LoRAs
+    applied to the transformer for the run."""
 
     transformer: object
     vae: object
     upsampler: object = None
     scheduler_config: Mapping | SchedulerConfig | None = None
     allowed_inference_steps: Sequence[float] | None = None
+    loras: Sequence[LoraUse] = ()
+
+    def __post_init__(self):
+        for use in self.loras:
+            if not isinstance(use, LoraUse):
+                raise ValueError(f"loras must hold LoraUse items, got {type(use).__name__}")
+
+    @property
+    def control_downscale(self) -> int:
+        """The reference downscale factor of the IC-LoRA applied (1 without one); LoRAs that disagree are refused."""
+        factors = {u.lora.name: u.lora.reference_downscale_factor for u in self.loras}
+        distinct = set(factors.values()) - {1}
+        if len(distinct) > 1:
+            raise ValueError(f"the IC-LoRAs applied want different reference downscale factors ({factors}): "
+                             "apply one IC-LoRA at a time")
+        return distinct.pop() if distinct else 1
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, upsampler=None) -> "Models":
+    def from_checkpoint(cls, checkpoint, upsampler=None, loras: Sequence[LoraUse] = ()) -> "Models":
         """From `load_checkpoint`'s result."""
         return cls(checkpoint.transformer, checkpoint.vae, upsampler, (checkpoint.config or {}).get("scheduler"),
-                   checkpoint.allowed_inference_steps)
+                   checkpoint.allowed_inference_steps, tuple(loras))
 
     def scheduler(self, sampler: str) -> SchedulerConfig:
         """The timestep scheduler for a config's `sampler`: the checkpoint's own for 'from_checkpoint'."""
@@ -56,7 +74,7 @@ class GenerationRequest:
       (centred) to the requested size; `latents` in and out are at the padded latent size (of the first and
       the last pass for a multi-scale config).
     - `conditioning`: ConditioningItems (media normally at the padded pixel size; other sizes are resized to each
-      pass's size, as the official pipeline does).
+      pass's size, as the official pipeline does); a ControlVideo among them is an IC-LoRA control input.
     - `num_inference_steps` overrides the config's step count for passes without an explicit timestep list.
     - `latents` + `denoise_strength` < 1: refine given latents (re-noised to the first timestep <= strength).
     - `input_media` (video-to-video, the official `media_items`): (B or 1, 3, frames, H, W) pixels in [-1, 1] with

@@ -47,6 +47,8 @@ def denoise(ctx: DenoiseContext, state: TokenState, timesteps: Tensor, steps: Se
       so hard-conditioned tokens (strength 1) are never changed by a step.
     - With `image_cond_noise_scale` > 0 and conditioning present, hard-conditioned tokens are reset every step to
       their initial value plus scale * t^2 * noise (noise from `generator`, drawn every step like the reference).
+    - Guide tokens (`state.guides`) are set every step to their control noised to t * (1 - strength), which is
+      also their model timestep.
     """
     if len(steps) != len(timesteps):
         raise ValueError(f"{len(steps)} guidance steps for {len(timesteps)} timesteps")
@@ -58,6 +60,7 @@ def denoise(ctx: DenoiseContext, state: TokenState, timesteps: Tensor, steps: Se
     timesteps = timesteps.to(device=device, dtype=torch.float32)
     rows = _condition_rows(ctx.text)
     hard = None if mask is None else (mask > 1.0 - HARD_EPS).unsqueeze(-1)
+    scale = state.timestep_scale()
 
     for i, step in enumerate(steps):
         if ctx.should_cancel is not None and ctx.should_cancel():
@@ -66,7 +69,8 @@ def denoise(ctx: DenoiseContext, state: TokenState, timesteps: Tensor, steps: Se
         if mask is not None and ctx.image_cond_noise_scale > 0.0:
             noise = randn(tokens.shape, ctx.generator, device, tokens.dtype)
             tokens = torch.where(hard, init_tokens + ctx.image_cond_noise_scale * noise * (t ** 2), tokens)
-        velocity, ts = _guided_velocity(ctx, tokens, coords, t, mask, rows, step)
+        tokens = state.with_guides(tokens, t)
+        velocity, ts = _guided_velocity(ctx, tokens, coords, t, (mask, scale), rows, step)
         stepped = euler_step(tokens, velocity, ts[:1], timesteps, ctx.stochastic, ctx.stochastic_generator)
         if mask is not None:
             update = (t - T_EPS < (1.0 - mask)).unsqueeze(-1)
@@ -85,15 +89,18 @@ def _condition_rows(text: TextConditioning) -> dict[str, tuple[Tensor, Tensor | 
             "perturbed": (context, context_mask)}
 
 
-def _guided_velocity(ctx: DenoiseContext, tokens, coords, t, mask, rows, step: GuidanceStep):
+def _guided_velocity(ctx: DenoiseContext, tokens, coords, t, token_timing, rows, step: GuidanceStep):
     """One batched model call over the step's conditions, combined into one velocity per sample; also returns
-    the per-row model timesteps."""
+    the per-row model timesteps. `token_timing`: (conditioning mask, timestep scale), each (B, N) or None."""
     batch = tokens.shape[0]
     conds = step.conditions
     n = len(conds)
+    mask, scale = token_timing
     ts = t.expand(batch * n).unsqueeze(-1)
     if mask is not None:
         ts = torch.minimum(ts, 1.0 - torch.cat([mask] * n))
+    if scale is not None:
+        ts = ts * torch.cat([scale] * n)
     autocast = torch.autocast(tokens.device.type, dtype=ctx.autocast_dtype) if ctx.autocast_dtype else nullcontext()
     with autocast:
         pred = ctx.model.forward_tokens(
