@@ -20,6 +20,7 @@ _EXPORTS = {
     "Lora": ".lora",
     "LoraUse": ".lora",
     "read_lora": ".lora",
+    "check_lora_file": ".lora",
     "lora_bytes": ".lora",
     # recipes
     "PipelineConfig": ".pipelines.config",

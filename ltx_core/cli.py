@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -73,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a strength in [0,1] per item (default 1.0 each)")
     g.add_argument("--conditioning_start_frames", nargs="+", type=int, default=None, metavar="F",
                    help="the frame each item starts at (required with --conditioning_media_paths)")
+    g.add_argument("--lora_paths", nargs="+", default=None, metavar="PATH",
+                   help="LoRA .safetensors files to apply (trainer/diffusers, ComfyUI, kohya or diff-patch keys), "
+                        "stacked")
+    g.add_argument("--lora_strengths", nargs="+", type=float, default=None, metavar="S",
+                   help="a strength per LoRA (default 1.0 each; negative values push the other way)")
+    g.add_argument("--control_video_path", default=None, metavar="PATH",
+                   help="an IC-LoRA control video (depth, pose or edges; apply the IC-LoRA with --lora_paths)")
+    g.add_argument("--control_strength", type=float, default=1.0,
+                   help="in [0,1]: 1.0 shows the control to the model exactly, lower values through noise")
     g.add_argument("--checkpoint_path", default=None,
                    help="the model .safetensors (default: the config's checkpoint_path, looked up as given)")
     g.add_argument("--text_encoder_path", default=None, help=f"a T5-XXL encoder: {T5_SOURCES}")
@@ -128,6 +139,29 @@ def _validate_conditioning(a) -> list[tuple[str, float, int]]:
             raise UsageError(f"conditioning start frame {f} is outside the video: start frames must be between 0 "
                              f"and {a.num_frames - 1} (--num_frames {a.num_frames})")
     return list(zip(paths, strengths, starts, strict=True))
+
+
+def _validate_loras(a) -> list[tuple[str, float]]:
+    from . import ModelFileError, check_lora_file
+
+    paths, strengths = a.lora_paths or [], a.lora_strengths
+    if strengths and not paths:
+        raise UsageError("--lora_strengths given without --lora_paths")
+    strengths = strengths or [1.0] * len(paths)
+    if len(strengths) != len(paths):
+        raise UsageError(f"--lora_paths ({len(paths)}) and --lora_strengths ({len(strengths)}) must have the same "
+                         "length")
+    for s in strengths:
+        if not math.isfinite(s):
+            raise UsageError(f"--lora_strengths must be finite numbers, got {s}")
+    for path in paths:
+        try:
+            check_lora_file(Path(path).expanduser())
+        except ModelFileError as e:
+            raise UsageError(f"--lora_paths {e}") from None
+    if not 0.0 <= a.control_strength <= 1.0:
+        raise UsageError(f"--control_strength must be between 0 and 1, got {a.control_strength}")
+    return list(zip(paths, strengths, strict=True))
 
 
 def _precision_dtype(precision) -> str:
@@ -247,10 +281,12 @@ def _log(msg: str):
 
 def prepare_inputs(a):
     """Everything that needs no model: returns a dict for `run_generation`."""
-    from . import Keyframe, MediaError, load_media, load_pipeline_config, pad_media, padded_frames, prepare_keyframes
+    from . import (Keyframe, MediaError, load_media, load_pipeline_config, pad_media, padded_frames,
+                   prepare_control_video, prepare_keyframes)
 
     _validate_numbers(a)
     cond = _validate_conditioning(a)
+    loras = _validate_loras(a)
     try:
         cfg = load_pipeline_config(a.pipeline_config)
     except ValueError as e:
@@ -263,6 +299,10 @@ def prepare_inputs(a):
     try:
         keyframes = [Keyframe.from_file(path, start, strength, a.num_frames) for path, strength, start in cond]
         conditioning = prepare_keyframes(keyframes, a.height, a.width, a.num_frames)
+        if a.control_video_path:
+            control = Keyframe.from_file(a.control_video_path, 0, a.control_strength, a.num_frames)
+            control = replace(control, crf=0, blur=False, name=f"--control_video_path {a.control_video_path}")
+            conditioning.append(prepare_control_video(control, a.height, a.width, a.num_frames))
     except MediaError as e:
         raise UsageError(f"conditioning media {e}") from None
     except ValueError as e:  # the frame rules, naming the file
@@ -277,7 +317,8 @@ def prepare_inputs(a):
     if a.output_latents:
         Path(a.output_latents).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return {"config": cfg, "dtype": a.dtype or _precision_dtype(cfg.get("precision")), "checkpoint": ck_path,
-            "text_encoder": te_path, "upsampler": up_path, "conditioning": conditioning, "input_media": input_media}
+            "text_encoder": te_path, "upsampler": up_path, "conditioning": conditioning, "input_media": input_media,
+            "loras": loras}
 
 
 def _device(name):
@@ -303,8 +344,8 @@ def _load(a, prep, device):
     their sum), then the video model and the upsampler."""
     import torch
 
-    from . import (LoadOptions, Models, OptionError, companion_dtype, encode_prompts, load_text_encoder,
-                   load_upsampler, load_video_model)
+    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_prompts, load_text_encoder,
+                   load_upsampler, load_video_model, read_lora)
 
     dtype = prep["dtype"]
     options = LoadOptions(dtype=dtype, device="cpu" if a.offload_to_cpu else device, compute_device=device,
@@ -316,6 +357,9 @@ def _load(a, prep, device):
                               a.negative_prompt)
         _log(f"loading checkpoint {prep['checkpoint']}")
         ck = load_video_model(str(prep["checkpoint"]), options)
+        loras = [LoraUse(read_lora(Path(path).expanduser(), ck.transformer), s) for path, s in prep["loras"]]
+        for use in loras:
+            _log(f"LoRA {use.lora.summary()} (strength {use.strength})")
         ck.vae.to(device)
         upsampler = None
         if prep["upsampler"] is not None:
@@ -327,14 +371,14 @@ def _load(a, prep, device):
         raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     except torch.cuda.OutOfMemoryError:
         raise UsageError(f"out of memory on {device} while loading the models: {_SMALLER}") from None
-    return Models.from_checkpoint(ck, upsampler), text
+    return Models.from_checkpoint(ck, upsampler, loras), text
 
 
 def run_generation(a, prep):
     import torch
 
     from . import (GenerationRequest, MemoryRefusal, PipelineConfig, check_generation_memory, device_free_bytes,
-                   generate, stream_blocks)
+                   generate, lora_bytes, stream_blocks)
 
     try:
         cfg = PipelineConfig.from_dict(prep["config"])
@@ -348,8 +392,11 @@ def run_generation(a, prep):
             conditioning=prep["conditioning"],
             num_inference_steps=a.num_inference_steps, image_cond_noise_scale=a.image_cond_noise_scale,
             input_media=prep["input_media"])
-        check_generation_memory(models.transformer, cfg, text, request, device=device,
-                                free_bytes=device_free_bytes(device), streaming=a.offload_to_cpu)
+        free = device_free_bytes(device)
+        if free is not None:  # the LoRAs' matrices sit next to the weights
+            free -= lora_bytes(models.loras, models.transformer.compute_dtype)
+        check_generation_memory(models.transformer, cfg, text, request, device=device, free_bytes=free,
+                                streaming=a.offload_to_cpu)
         streaming = stream_blocks(models.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
         with torch.no_grad(), streaming:
             return generate(models, cfg, text, request, progress=_Progress())

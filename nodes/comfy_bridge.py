@@ -3,7 +3,7 @@ ModelPatcher), progress bars and latent previews (comfy.utils, latent_preview), 
 
 Outside ComfyUI (tests, scripts) every function has a stand-in: model folders come from `set_model_folder` /
 `set_models_root` (or the LTXV_STACK_MODELS environment variable: <root>/checkpoints, <root>/text_encoders,
-<root>/latent_upscale_models), everything runs on the CPU in float32, progress goes to `PROGRESS_LISTENERS`, and
+<root>/latent_upscale_models, <root>/loras), everything runs on the CPU in float32, progress goes to `PROGRESS_LISTENERS`, and
 `request_interrupt()` stops a running node the way ComfyUI's "Cancel" does.
 """
 from __future__ import annotations
@@ -41,7 +41,8 @@ except Exception as _e:  # ImportError, or a ComfyUI checkout that cannot start 
 CHECKPOINTS = "checkpoints"
 TEXT_ENCODERS = "text_encoders"
 LATENT_UPSCALE_MODELS = "latent_upscale_models"
-MODEL_FOLDERS = (CHECKPOINTS, TEXT_ENCODERS, LATENT_UPSCALE_MODELS)
+LORAS = "loras"
+MODEL_FOLDERS = (CHECKPOINTS, TEXT_ENCODERS, LATENT_UPSCALE_MODELS, LORAS)
 # ltx_core reads safetensors only (pickled formats can run code when loaded).
 WEIGHT_EXTENSIONS = (".safetensors", ".sft")
 
@@ -66,7 +67,7 @@ def set_model_folder(folder: str, paths: Iterable) -> None:
 
 
 def set_models_root(root) -> None:
-    """Stand-in only: <root>/checkpoints, <root>/text_encoders, <root>/latent_upscale_models."""
+    """Stand-in only: <root>/checkpoints, <root>/text_encoders, <root>/latent_upscale_models, <root>/loras."""
     for folder in MODEL_FOLDERS:
         set_model_folder(folder, [Path(root) / folder])
 

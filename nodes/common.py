@@ -1,12 +1,12 @@
 """What flows between the pack's nodes (socket types and their values) and small helpers shared by the nodes."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
-from ..ltx_core import LATENT_CHANNELS, Keyframe, Models, TextConditioning, VideoTarget
+from ..ltx_core import LATENT_CHANNELS, Keyframe, LoraUse, Models, TextConditioning, VideoTarget
 from . import comfy_bridge as bridge
 
 CATEGORY = "LTX-Video (stack)"
@@ -39,20 +39,23 @@ class VAEHandle:
 @dataclass
 class ModelHandle:
     """A loaded checkpoint: the transformer plus the VAE it came with (used to encode conditioning images and for
-    the latent statistics of multi-scale runs)."""
+    the latent statistics of multi-scale runs), and the LoRAs chained onto it (applied by the sampler for its run;
+    the loaded weights are shared and never changed, so other branches of the graph see the plain model)."""
 
     name: str
     managed: bridge.ManagedModel
     vae: VAEHandle
     scheduler_config: dict | None
     allowed_inference_steps: list | None = None
+    loras: tuple[LoraUse, ...] = ()
 
     @property
     def module(self):
         return self.managed.module
 
     def models(self, upsampler=None) -> Models:
-        return Models(self.module, self.vae.module, upsampler, self.scheduler_config, self.allowed_inference_steps)
+        return Models(self.module, self.vae.module, upsampler, self.scheduler_config, self.allowed_inference_steps,
+                      self.loras)
 
 
 @dataclass
@@ -80,14 +83,17 @@ class Conditioning:
     negative_mask: torch.Tensor
     frame_rate: float
     keyframes: tuple[Keyframe, ...] = ()
+    controls: tuple[Keyframe, ...] = ()  # IC-LoRA control videos
 
     @property
     def text(self) -> TextConditioning:
         return TextConditioning(self.embeds, self.mask, self.negative_embeds, self.negative_mask)
 
     def with_keyframe(self, keyframe: Keyframe) -> "Conditioning":
-        return Conditioning(self.embeds, self.mask, self.negative_embeds, self.negative_mask, self.frame_rate,
-                            self.keyframes + (keyframe,))
+        return replace(self, keyframes=self.keyframes + (keyframe,))
+
+    def with_control(self, control: Keyframe) -> "Conditioning":
+        return replace(self, controls=self.controls + (control,))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Conditioning node: an image or a clip placed at a frame of the video (chain one per keyframe); the sampler
-prepares them with ltx_core, which knows the frame rules."""
+"""Conditioning nodes: an image or a clip placed at a frame of the video (chain one per keyframe), and an IC-LoRA
+control video; the sampler prepares them with ltx_core, which knows the frame rules."""
 from __future__ import annotations
 
 from ..ltx_core import CONDITIONING_CRF, Keyframe
@@ -52,5 +52,46 @@ class AddImage:
         return (conditioning.with_keyframe(keyframe),)
 
 
-NODE_CLASS_MAPPINGS = {"LTXVStackAddImage": AddImage}
-NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackAddImage": "LTX-Video Add Image / Clip"}
+class AddControlVideo:
+    DESCRIPTION = ("Adds a control video for an IC-LoRA (depth, pose or edge maps made by other nodes, or any video "
+                   "for the detailer): the model sees it next to the video it generates, frame by frame, and "
+                   "follows it. Load the matching IC-LoRA with LTX-Video LoRA Loader. The frames are centre-cropped "
+                   "to the video's aspect ratio and resized, without blur or compression; frames past the video's "
+                   "end are dropped.")
+    CATEGORY = f"{CATEGORY}/conditioning"
+    FUNCTION = "add"
+    RETURN_TYPES = (CONDITIONING,)
+    RETURN_NAMES = ("conditioning",)
+    OUTPUT_TOOLTIPS = ("The conditioning with this control video added.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "conditioning": (CONDITIONING, {"tooltip": "From LTX-Video Text Encode, Add Image / Clip or another "
+                                                       "Add Control Video."}),
+            "control_video": ("IMAGE", {"tooltip": "The control frames (e.g. a depth or pose video); its first "
+                                                   "8k+1 frames that fit in the video are used."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                   "tooltip": "1.0: the model sees the control exactly; lower values show it "
+                                              "through noise (sigma * (1 - strength)), so it is followed more "
+                                              "loosely."}),
+            "start_frame": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 8,
+                                    "tooltip": "Video frame where the control's first frame goes: 0, or a "
+                                               "multiple of 8."}),
+        }}
+
+    def add(self, conditioning, control_video, strength, start_frame):
+        node = "LTX-Video Add Control Video"
+        if not isinstance(conditioning, Conditioning):
+            raise ValueError(f"{node}: conditioning must come from LTX-Video Text Encode")
+        frames = check_image(control_video, f"{node}: control_video").detach().float().cpu()
+        try:
+            control = Keyframe(frames, int(start_frame), float(strength), crf=0, blur=False, name="control video")
+        except ValueError as e:
+            raise node_error(node, e) from None
+        return (conditioning.with_control(control),)
+
+
+NODE_CLASS_MAPPINGS = {"LTXVStackAddImage": AddImage, "LTXVStackAddControlVideo": AddControlVideo}
+NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackAddImage": "LTX-Video Add Image / Clip",
+                              "LTXVStackAddControlVideo": "LTX-Video Add Control Video (IC-LoRA)"}

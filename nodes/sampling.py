@@ -23,6 +23,8 @@ from ..ltx_core import (
     generate,
     load_pipeline_config,
     pixel_size,
+    lora_bytes,
+    prepare_control_video,
     prepare_keyframes,
     preset_names,
 )
@@ -54,6 +56,12 @@ UPSAMPLER_HINT = ("connect an LTX-Video Latent Upsampler Loader with ltxv-spatia
 # Devices whose free memory is checked against the step estimate before sampling (the CPU has swap and no hard
 # limit worth refusing on; tests widen this).
 CHECKED_DEVICE_TYPES = ("cuda",)
+
+
+def _items(conditioning: Conditioning, height: int, width: int, num_frames: int) -> list:
+    """Keyframes and IC-LoRA control videos as the generation's conditioning items."""
+    controls = [prepare_control_video(c, height, width, num_frames) for c in conditioning.controls]
+    return prepare_keyframes(conditioning.keyframes, height, width, num_frames) + controls
 
 
 def _recipe(preset: str, settings) -> tuple[str, PipelineConfig]:
@@ -187,13 +195,13 @@ class Sampler:
         try:
             request = GenerationRequest(
                 height=height, width=width, num_frames=num_frames, frame_rate=conditioning.frame_rate,
-                seed=int(seed), conditioning=prepare_keyframes(conditioning.keyframes, height, width, num_frames),
+                seed=int(seed), conditioning=_items(conditioning, height, width, num_frames),
                 num_inference_steps=int(steps) if steps > 0 else None,
                 image_cond_noise_scale=float(image_cond_noise_scale), latents=start, denoise_strength=float(denoise),
                 output="latents")
             free = bridge.free_memory_bytes(device) if device.type in CHECKED_DEVICE_TYPES else None
             work = check_generation_memory(model.module, cfg, text, request, device=device, free_bytes=free,
-                                           streaming=True)
+                                           streaming=True) + lora_bytes(model.loras, model.module.compute_dtype)
             with torch.no_grad(), _placement(model, others, work):
                 res = generate(model.models(upscale_model and upscale_model.module), cfg, text, request,
                                progress=bridge.Progress(1), should_cancel=bridge.interrupt_requested)

@@ -96,6 +96,12 @@ def _bad_cases(tmp_path, models):
     clip = str(write_mp4(tmp_path / "clip.mp4", np.zeros((12, 16, 16, 3), np.uint8), 24))
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
+    lora = str(tmp_path / "lora.safetensors")
+    save_file({"transformer.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(2, 8),
+               "transformer.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(8, 2)}, lora)
+    (tmp_path / "lora.pt").write_bytes(b"pickle")
+    not_lora = str(tmp_path / "not_lora.safetensors")
+    save_file({"model.diffusion_model.transformer_blocks.0.attn1.to_q.weight": torch.zeros(8, 8)}, not_lora)
     base = ["generate", "--prompt", "a cat", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
             "--checkpoint_path", str(models / "ck.safetensors"), "--text_encoder_path", str(models / "te.safetensors")]
     return {
@@ -135,6 +141,16 @@ def _bad_cases(tmp_path, models):
         "no text encoder": (base[:-2], "--text_encoder_path"),
         "missing upscaler": (base[:4] + ["ltxv-2b-0.9.8-distilled"] + base[5:], "ltxv-spatial-upscaler-0.9.8"),
         "bad latents name": (base + ["--output_latents", str(tmp_path / "l.pt")], ".safetensors"),
+        "lora strengths alone": (base + ["--lora_strengths", "0.5"], "--lora_strengths given without --lora_paths"),
+        "lora length mismatch": (base + ["--lora_paths", lora, lora, "--lora_strengths", "1"],
+                                 "--lora_paths (2) and --lora_strengths (1) must have the same length"),
+        "lora strength nan": (base + ["--lora_paths", lora, "--lora_strengths", "nan"], "finite"),
+        "missing lora": (base + ["--lora_paths", str(tmp_path / "gone.safetensors")], "gone.safetensors: file not found"),
+        "pickled lora": (base + ["--lora_paths", str(tmp_path / "lora.pt")], "only .safetensors"),
+        "not a lora": (base + ["--lora_paths", not_lora], "not_lora.safetensors: this is not a LoRA but a full model"),
+        "control strength": (base + ["--lora_paths", lora, "--control_video_path", clip, "--control_strength", "2"],
+                             "--control_strength must be between 0 and 1, got 2.0"),
+        "missing control video": (base + ["--control_video_path", str(tmp_path / "nope.mp4")], "nope.mp4"),
     }
 
 
@@ -438,3 +454,62 @@ def test_cli_fp8_matmul(tiny_files, tmp_path, capsys):
     assert rc == 0, lines
     frames, _ = read_video_frames(tmp_path / "out.mp4")
     assert frames.shape == (9, 32, 32, 3)
+
+
+def test_cli_loras_and_control_video_equal_the_python_api(tiny_files, tmp_path, capsys):
+    """Two stacked LoRAs (one with a negative strength) and an IC-LoRA control video from the command line give
+    the latents of the same generation through the Python API."""
+    _real_generate()
+    import tiny_lora as tl
+    from ltx_core import (ControlVideo, GenerationRequest, LoraUse, Models, PipelineConfig, TextConditioning,
+                          generate, load_checkpoint, load_pipeline_config, load_text_encoder, read_lora)
+
+    ck = load_checkpoint(str(tiny_files["checkpoint"]), device="cpu", dtype=torch.float32)
+    a = tl.write_lora(tmp_path / "style.safetensors", tl.random_lora(ck.transformer, rank=4, seed=1), "comfyui")
+    b = tl.write_lora(tmp_path / "ic.safetensors", tl.random_lora(ck.transformer, tl.TARGETS[:6], rank=2, seed=2),
+                      "diffusers", metadata={"reference_downscale_factor": "2"})
+    control = np.stack([np.full((64, 64, 3), 12 * i, np.uint8) for i in range(20)])
+    clip = write_mp4(tmp_path / "depth.mp4", control, 24)
+    h = w = 64
+    lat = tmp_path / "l.safetensors"
+    argv = ["generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", str(h), "--width", str(w), "--num_frames", "9", "--num_inference_steps", "2",
+            "--device", "cpu", "--dtype", "float32", "--output_path", str(tmp_path / "v.mp4"),
+            "--output_latents", str(lat), "--lora_paths", str(a), str(b), "--lora_strengths", "0.8", "-0.5",
+            "--control_video_path", str(clip), "--control_strength", "0.9"]
+    rc, lines = _run_main(capsys, argv)
+    assert rc == 0, lines
+    assert any("LoRA style.safetensors: 12 low-rank layer(s) (strength 0.8)" in x for x in lines)
+
+    te = load_text_encoder(str(tiny_files["text_encoder"]), device="cpu", dtype=torch.float32)
+    pe, pm = te.encode(["a tiny fox"])
+    ne, nm = te.encode([cli.DEFAULT_NEGATIVE_PROMPT])
+    frames, _ = read_video_frames(clip)
+    media = M.pad_media(M.prepare_frames(torch.from_numpy(frames[:9].copy()), h, w, just_crop=True, blur=False,
+                                         crf=0), h, w)
+    uses = [LoraUse(read_lora(a, ck.transformer), 0.8), LoraUse(read_lora(b, ck.transformer), -0.5)]
+    with torch.no_grad():
+        res = generate(Models.from_checkpoint(ck, loras=uses),
+                       PipelineConfig.from_dict(load_pipeline_config("ltxv-2b-0.9.6-distilled")),
+                       TextConditioning(pe, pm, ne, nm),
+                       GenerationRequest(height=h, width=w, num_frames=9, frame_rate=cli.DEFAULT_FRAME_RATE, seed=cli.DEFAULT_SEED,
+                                         num_inference_steps=2, conditioning=[ControlVideo(media, 0, 0.9)],
+                                         output="latents"))
+    torch.testing.assert_close(load_file(str(lat))["latents"], res.latents, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_a_lora_for_another_model_size_is_one_line(tiny_files, tmp_path, capsys):
+    import tiny_lora as tl
+    import tiny_transformer
+
+    ref13, _ = tiny_transformer.tiny_reference("13b")
+    lora = tl.write_lora(tmp_path / "made-for-13b.safetensors", tl.random_lora(ref13, rank=2), "comfyui")
+    argv = ["generate", "--prompt", "x", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", "32", "--width", "32", "--num_frames", "9", "--device", "cpu", "--dtype", "float32",
+            "--output_path", str(tmp_path / "v.mp4"), "--lora_paths", str(lora)]
+    rc, lines = _run_main(capsys, argv)
+    assert rc == 2 and sum(line.startswith("error") for line in lines) == 1
+    assert lines[-1].startswith(f"error: {lora}: this LoRA does not fit this transformer")
+    assert not (tmp_path / "v.mp4").exists()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 pytest.importorskip("ltx_video")  # the tiny-model factories build the official models
 
@@ -48,7 +49,7 @@ def run(node_id, **kwargs):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, t5_tokenizer_dir):
     root = tmp_path_factory.mktemp("models")
-    for d in ("checkpoints", "text_encoders", "latent_upscale_models"):
+    for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras"):
         (root / d).mkdir()
     te_model = tiny_t5.tiny_t5()
     tiny_t5.save_single(tiny_t5.encoder_state(te_model, torch.float32), root / "text_encoders" / "t5-tiny.safetensors")
@@ -94,7 +95,7 @@ def image(frames=1, h=80, w=120, seed=0):
 
 
 def test_registration_contract():
-    assert len(nodes) == 10 and set(nodes) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
+    assert len(nodes) == 12 and set(nodes) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
     for node_id, cls in nodes.items():
         assert node_id.startswith("LTXVStack") and node_id not in CORE_LTXV_IDS
         assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_id].startswith("LTX-Video ")
@@ -252,6 +253,73 @@ def test_bad_keyframes_say_what_to_change(models, frames, frame_index, num_frame
                   frame_index=frame_index, strength=1.0, crf=0, blur=False)
     with pytest.raises(ValueError, match=needle):
         sample(models, conditioning=cond, num_frames=num_frames)
+
+
+def _lora_files(models):
+    import tiny_lora as tl
+
+    tr = models["model"].module
+    loras = models["root"] / "loras"
+    tl.write_lora(loras / "style.safetensors", tl.random_lora(tr, rank=4, seed=1), "comfyui")
+    (loras / "sub").mkdir(exist_ok=True)
+    tl.write_lora(loras / "sub" / "effect.safetensors", tl.random_lora(tr, tl.TARGETS[:4], rank=2, seed=2), "diffusers")
+    save_file({"diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight": torch.zeros(2, 8),
+               "diffusion_model.double_blocks.0.img_attn.qkv.lora_B.weight": torch.zeros(8, 2)},
+              str(loras / "flux-style.safetensors"))
+
+
+def test_lora_loader_chains_and_leaves_the_plain_model_alone(models):
+    _lora_files(models)
+    assert nodes["LTXVStackLoraLoader"].INPUT_TYPES()["required"]["lora_name"][0] == [
+        "flux-style.safetensors", "style.safetensors", "sub/effect.safetensors"]
+    plain = sample(models)["samples"]
+    (one,) = run("LTXVStackLoraLoader", model=models["model"], lora_name="style.safetensors", strength=1.0)
+    (two,) = run("LTXVStackLoraLoader", model=one, lora_name="sub/effect.safetensors", strength=-0.5)
+    assert [u.strength for u in two.loras] == [1.0, -0.5] and models["model"].loras == () and len(one.loras) == 1
+    with_one, with_two = sample(models, model=one)["samples"], sample(models, model=two)["samples"]
+    assert (with_one - plain).norm() > 1e-3 * plain.norm() and (with_two - with_one).norm() > 1e-3 * plain.norm()
+    # the same as one ltx_core call with the same LoRAs
+    cfg = core.presets.load_pipeline_config("ltxv-2b-0.9.6-distilled")
+    request = core.GenerationRequest(height=H, width=W, num_frames=F, frame_rate=FPS, seed=7)
+    ref = core.generate(two.models(), cfg, models["cond"].text, request)
+    torch.testing.assert_close(with_two, ref.latents)
+    # the loaded weights were never changed: the plain model samples as before, a strength of 0 changes nothing
+    torch.testing.assert_close(sample(models)["samples"], plain)
+    (off,) = run("LTXVStackLoraLoader", model=models["model"], lora_name="style.safetensors", strength=0.0)
+    torch.testing.assert_close(sample(models, model=off)["samples"], plain, rtol=1e-5, atol=1e-6)
+
+
+def test_lora_loader_refusals_name_the_file(models):
+    _lora_files(models)
+    with pytest.raises(ValueError, match=r"LTX-Video LoRA Loader: .*flux-style.safetensors: this LoRA matches "
+                                         r"nothing .*FLUX LoRA"):
+        run("LTXVStackLoraLoader", model=models["model"], lora_name="flux-style.safetensors", strength=1.0)
+    with pytest.raises(ValueError, match=r"LTX-Video LoRA Loader: LoRA 'gone.safetensors' .*loras"):
+        run("LTXVStackLoraLoader", model=models["model"], lora_name="gone.safetensors", strength=1.0)
+    with pytest.raises(ValueError, match="model must come from LTX-Video Checkpoint Loader"):
+        run("LTXVStackLoraLoader", model=models["vae"], lora_name="style.safetensors", strength=1.0)
+
+
+def test_control_video_node(models):
+    control = image(20, 64, 96, seed=3)
+    (cond,) = run("LTXVStackAddControlVideo", conditioning=models["cond"], control_video=control, strength=1.0,
+                  start_frame=0)
+    assert len(cond.controls) == 1 and cond.keyframes == () and models["cond"].controls == ()
+    (cond,) = run("LTXVStackAddImage", conditioning=cond, image=image(1), frame_index=0, strength=1.0, crf=29,
+                  blur=True)
+    latent = sample(models, conditioning=cond, num_frames=17)
+    assert latent["samples"].shape == (1, 128, 3, 2, 3)  # the guide tokens are not in the output
+    without = sample(models, conditioning=run("LTXVStackAddImage", conditioning=models["cond"], image=image(1),
+                                              frame_index=0, strength=1.0, crf=29, blur=True)[0], num_frames=17)
+    assert (latent["samples"] - without["samples"]).norm() > 1e-3 * without["samples"].norm()
+    with pytest.raises(ValueError, match=r"Add Control Video: control video: a clip \(17 frames\) that does not "
+                                         r"start at frame 0 must start at a multiple of 8; use frame_index 0 or 8"):
+        run("LTXVStackAddControlVideo", conditioning=models["cond"], control_video=control, strength=1.0,
+            start_frame=4)
+    (late,) = run("LTXVStackAddControlVideo", conditioning=models["cond"], control_video=control, strength=1.0,
+                  start_frame=24)
+    with pytest.raises(ValueError, match=r"LTX-Video Sampler: control video .*beyond the video's last frame"):
+        sample(models, conditioning=late, num_frames=17)
 
 
 def test_add_image_rejects_wrong_inputs(models):

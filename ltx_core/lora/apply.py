@@ -103,7 +103,7 @@ def applied_loras(transformer: nn.Module, uses: Sequence[LoraUse]):
         for target, patches in _by_target(uses).items():
             module = modules.get(target)
             if isinstance(module, Linear):
-                module.lora = _stack(patches, module.weight.device, dtype)
+                object.__setattr__(module, "lora", _stack(patches, module.weight.device, dtype))
                 patched.append(module)
                 continue
             param = params[target] if module is None else module.weight
@@ -112,7 +112,7 @@ def applied_loras(transformer: nn.Module, uses: Sequence[LoraUse]):
         yield transformer
     finally:
         for module in patched:
-            module.lora = None
+            module.__dict__.pop("lora", None)
         for param, original in saved:
             param.data = original
 

@@ -79,6 +79,14 @@ class Lora:
         return text
 
 
+def check_lora_file(path) -> None:
+    """What can be known from the file alone, before any model is loaded: ModelFileError unless it is a readable
+    safetensors file holding LoRA tensors."""
+    with SafetensorsFile(path) as f:
+        if not _group(f)[0]:
+            raise ModelFileError(path, _not_a_lora(f.keys()))
+
+
 def read_lora(path, transformer: nn.Module) -> Lora:
     """Read a LoRA file (safetensors only, tensors kept in the file's dtype on the CPU) and match it to
     `transformer`; ModelFileError naming the file and the keys when it cannot apply."""

@@ -58,11 +58,9 @@ def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
 
 class Linear(nn.Linear):
     fp8_matmul = False  # per layer; see the module docstring
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # A module computing extra output (the LoRAs applied for a run, `ltx_core.lora.apply`), or None.
-        self.lora = None
+    # Extra output computed from the input: the LoRAs applied for a run (`ltx_core.lora.apply`). Set on the
+    # instance, not registered as a submodule: it is never part of the state dict or of a module traversal.
+    lora = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8_matmul and self._fp8_ready(x):
