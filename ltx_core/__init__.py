@@ -29,6 +29,7 @@ _EXPORTS = {
     "OFFICIAL_CHECKPOINTS": ".presets",
     "OFFICIAL_TEXT_ENCODERS": ".presets",
     "OFFICIAL_UPSAMPLERS": ".presets",
+    "OFFICIAL_LORAS": ".presets",
     # conditioning
     "TextConditioning": ".conditioning.text",
     "encode_prompts": ".app.text",

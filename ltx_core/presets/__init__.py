@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from .official import OFFICIAL_CHECKPOINTS, OFFICIAL_CONFIGS, OFFICIAL_TEXT_ENCODERS, OFFICIAL_UPSAMPLERS
+from .official import OFFICIAL_CHECKPOINTS, OFFICIAL_CONFIGS, OFFICIAL_LORAS, OFFICIAL_TEXT_ENCODERS, OFFICIAL_UPSAMPLERS
 
-__all__ = ["OFFICIAL_CHECKPOINTS", "OFFICIAL_TEXT_ENCODERS", "OFFICIAL_UPSAMPLERS", "load_pipeline_config",
+__all__ = ["OFFICIAL_CHECKPOINTS", "OFFICIAL_LORAS", "OFFICIAL_TEXT_ENCODERS", "OFFICIAL_UPSAMPLERS", "load_pipeline_config",
            "preset_names", "resolve_preset_name"]
 
 

@@ -115,3 +115,8 @@ OFFICIAL_TEXT_ENCODERS = ("t5xxl_fp16.safetensors", "t5xxl_fp8_e4m3fn.safetensor
                           "t5xxl_fp8_e4m3fn_scaled.safetensors")
 OFFICIAL_UPSAMPLERS = ("ltxv-spatial-upscaler-0.9.7.safetensors", "ltxv-spatial-upscaler-0.9.8.safetensors",
                        "ltxv-temporal-upscaler-0.9.7.safetensors")
+# Lightricks' LoRAs for 0.9.x: the 13B distilled LoRA and the IC-LoRAs' ComfyUI files (pose and detailer names
+# as published; depth and canny follow the pose release's pattern).
+OFFICIAL_LORAS = ("ltxv-13b-0.9.7-distilled-lora128.safetensors", "ltxv-097-ic-lora-depth-control-comfyui.safetensors",
+                  "ltxv-097-ic-lora-pose-control-comfyui.safetensors",
+                  "ltxv-097-ic-lora-canny-control-comfyui.safetensors", "ltxv-098-ic-lora-detailer-comfyui.safetensors")
