@@ -499,17 +499,24 @@ def test_cli_loras_and_control_video_equal_the_python_api(tiny_files, tmp_path, 
     torch.testing.assert_close(load_file(str(lat))["latents"], res.latents, rtol=1e-5, atol=1e-6)
 
 
-def test_cli_a_lora_for_another_model_size_is_one_line(tiny_files, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["13b-on-2b", "flux"])
+def test_cli_a_lora_for_another_model_is_one_line(tiny_files, tmp_path, capsys, kind):
     import tiny_lora as tl
     import tiny_transformer
 
-    ref13, _ = tiny_transformer.tiny_reference("13b")
-    lora = tl.write_lora(tmp_path / "made-for-13b.safetensors", tl.random_lora(ref13, rank=2), "comfyui")
+    lora = tmp_path / f"{kind}.safetensors"
+    if kind == "flux":
+        save_file({"diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight": torch.zeros(2, 8),
+                   "diffusion_model.double_blocks.0.img_attn.qkv.lora_B.weight": torch.zeros(8, 2)}, str(lora))
+        expect = "this LoRA matches nothing in this LTX-Video transformer: it looks like a FLUX LoRA"
+    else:
+        tl.write_lora(lora, tl.random_lora(tiny_transformer.tiny_reference("13b")[0], rank=2), "comfyui")
+        expect = "this LoRA does not fit this transformer"
     argv = ["generate", "--prompt", "x", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
             "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
             "--height", "32", "--width", "32", "--num_frames", "9", "--device", "cpu", "--dtype", "float32",
             "--output_path", str(tmp_path / "v.mp4"), "--lora_paths", str(lora)]
     rc, lines = _run_main(capsys, argv)
     assert rc == 2 and sum(line.startswith("error") for line in lines) == 1
-    assert lines[-1].startswith(f"error: {lora}: this LoRA does not fit this transformer")
+    assert lines[-1].startswith(f"error: {lora}: {expect}")
     assert not (tmp_path / "v.mp4").exists()
