@@ -90,11 +90,12 @@ def _by_target(uses: Sequence[LoraUse]) -> dict[str, list[tuple[LayerPatch, floa
 @contextmanager
 def applied_loras(transformer: nn.Module, uses: Sequence[LoraUse]):
     """Run `transformer` with the LoRAs applied; it is exactly as before afterwards. The low-rank matrices go
-    where each layer's weight is, in the transformer's compute dtype (fp8 and quantized weights stay as they are)."""
+    where the model computes, in its compute dtype (fp8 and quantized weights stay as they are): with blocks
+    streaming from the CPU they stay resident, a fraction of a block's size, instead of travelling every step."""
     if not uses:
         yield transformer
         return
-    dtype = transformer.compute_dtype
+    dtype, device = transformer.compute_dtype, transformer.compute_device
     modules = dict(transformer.named_modules())
     params = dict(transformer.named_parameters())
     patched: list[Linear] = []
@@ -103,7 +104,7 @@ def applied_loras(transformer: nn.Module, uses: Sequence[LoraUse]):
         for target, patches in _by_target(uses).items():
             module = modules.get(target)
             if isinstance(module, Linear):
-                object.__setattr__(module, "lora", _stack(patches, module.weight.device, dtype))
+                object.__setattr__(module, "lora", _stack(patches, device, dtype))
                 patched.append(module)
                 continue
             param = params[target] if module is None else module.weight

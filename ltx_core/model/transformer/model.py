@@ -68,6 +68,11 @@ class Transformer3D(nn.Module):
         """Linear weights may be stored in fp8; the tables never are, and set the arithmetic dtype."""
         return self.scale_shift_table.dtype
 
+    @property
+    def compute_device(self) -> torch.device:
+        """Where the model runs: its own table stays there also while the blocks stream from the CPU."""
+        return self.scale_shift_table.device
+
     def compile_blocks(self, device_type: str | None = None, **options) -> None:
         """torch.compile every block in place (`options` go to torch.compile). Regional compilation: the blocks
         share one code path, so one graph serves all of them and compiles in seconds, not the whole model's
