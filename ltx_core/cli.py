@@ -301,7 +301,7 @@ def prepare_inputs(a):
         conditioning = prepare_keyframes(keyframes, a.height, a.width, a.num_frames)
         if a.control_video_path:
             control = Keyframe.from_file(a.control_video_path, 0, a.control_strength, a.num_frames)
-            control = replace(control, crf=0, blur=False, name=f"--control_video_path {a.control_video_path}")
+            control = replace(control, name=f"--control_video_path {a.control_video_path}")
             conditioning.append(prepare_control_video(control, a.height, a.width, a.num_frames))
     except MediaError as e:
         raise UsageError(f"conditioning media {e}") from None

@@ -86,7 +86,7 @@ class AddControlVideo:
             raise ValueError(f"{node}: conditioning must come from LTX-Video Text Encode")
         frames = check_image(control_video, f"{node}: control_video").detach().float().cpu()
         try:
-            control = Keyframe(frames, int(start_frame), float(strength), crf=0, blur=False, name="control video")
+            control = Keyframe(frames, int(start_frame), float(strength), name="control video")
         except ValueError as e:
             raise node_error(node, e) from None
         return (conditioning.with_control(control),)

@@ -28,15 +28,23 @@ PACK_DIR_NAME = "ComfyUI-LTXVideo-stack-under-test"
 # Tiny models: sizes are tiny, names and layouts are the official ones the workflows refer to.
 T5_FILE = "t5xxl_fp16.safetensors"
 UPSAMPLER_FILE = "ltxv-spatial-upscaler-0.9.8.safetensors"
+UPSAMPLER_FILES = (UPSAMPLER_FILE, "ltxv-spatial-upscaler-0.9.7.safetensors")
 CHECKPOINTS = {
     # file name: (family, causal temporal positioning). 2B recipes use STG block 19, so the 2B ones get 20 blocks.
     "ltxv-2b-0.9.6-dev-04-25.safetensors": ("2b", False, 20),
     "ltxv-2b-0.9.6-distilled-04-25.safetensors": ("2b", False, 20),
     "ltxv-13b-0.9.8-distilled.safetensors": ("13b", True, 3),
+    "ltxv-13b-0.9.7-dev.safetensors": ("13b", True, 3),
+    "ltxv-13b-0.9.7-distilled.safetensors": ("13b", True, 3),
 }
+# LoRA file name: IC-LoRA metadata (None for a plain LoRA); made for the tiny 13B checkpoints above.
+LORAS = {"ltxv-13b-0.9.7-distilled-lora128.safetensors": None,
+         "ltxv-097-ic-lora-pose-control-comfyui.safetensors": {"reference_downscale_factor": "1"}}
 INPUT_IMAGES = {"example.png": (180, 120, 0), "first_frame.png": (100, 72, 1), "last_frame.png": (100, 72, 2)}
 INPUT_CLIP = "input_clip.mp4"
 INPUT_CLIP_FRAMES, INPUT_CLIP_SIZE, INPUT_CLIP_FPS = 10, (96, 64), 24
+INPUT_CONTROL = "pose.mp4"  # the IC-LoRA workflow's control video: as long as the shrunk video (17 frames)
+INPUT_CONTROL_FRAMES = 17
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -44,7 +52,7 @@ INPUT_CLIP_FRAMES, INPUT_CLIP_SIZE, INPUT_CLIP_FPS = 10, (96, 64), 24
 
 
 def write_tiny_models(root: Path, seed: int = 0) -> dict:
-    """models/{checkpoints,text_encoders,latent_upscale_models} under `root` with tiny models saved under the
+    """models/{checkpoints,text_encoders,latent_upscale_models,loras} under `root` with tiny models saved under the
     official names. The single-file T5 gets no tokenizer next to it: inside ComfyUI the pack must find ComfyUI's
     bundled comfy/text_encoders/t5_tokenizer. Needs the official implementation (ltx_video) for the factories."""
     import official_files
@@ -52,7 +60,7 @@ def write_tiny_models(root: Path, seed: int = 0) -> dict:
     import tiny_upsampler
     import torch
 
-    dirs = {d: root / d for d in ("checkpoints", "text_encoders", "latent_upscale_models")}
+    dirs = {d: root / d for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     te = tiny_t5.tiny_t5(seed)
@@ -63,8 +71,21 @@ def write_tiny_models(root: Path, seed: int = 0) -> dict:
                                        transformer_overrides={"caption_channels": te.config.d_model,
                                                               "num_layers": layers})
     up, cfg = tiny_upsampler.reference_upsampler(seed)
-    tiny_upsampler.save_official(up, cfg, dirs["latent_upscale_models"] / UPSAMPLER_FILE)
+    for name in UPSAMPLER_FILES:
+        tiny_upsampler.save_official(up, cfg, dirs["latent_upscale_models"] / name)
+    _write_tiny_loras(dirs["loras"], dirs["checkpoints"] / "ltxv-13b-0.9.7-dev.safetensors")
     return {k: str(v) for k, v in dirs.items()}
+
+
+def _write_tiny_loras(folder: Path, checkpoint: Path) -> None:
+    import tiny_lora
+
+    from ltx_core import load_checkpoint
+
+    transformer = load_checkpoint(checkpoint).transformer
+    for i, (name, metadata) in enumerate(LORAS.items()):
+        tiny_lora.write_lora(folder / name, tiny_lora.random_lora(transformer, rank=2, seed=i), "comfyui",
+                             metadata=metadata)
 
 
 def write_extra_model_paths(path: Path, models_root: Path, custom_nodes_dir: Path) -> Path:
@@ -75,6 +96,7 @@ def write_extra_model_paths(path: Path, models_root: Path, custom_nodes_dir: Pat
         "    checkpoints: checkpoints\n"
         "    text_encoders: text_encoders\n"
         "    latent_upscale_models: latent_upscale_models\n"
+        "    loras: loras\n"
         f"    custom_nodes: {json.dumps(str(custom_nodes_dir))}\n"
     )
     path.write_text(text)
@@ -123,7 +145,7 @@ def mp4_bytes(frames: int, width: int, height: int, fps: int) -> bytes:
         for i in range(frames):
             img = np.zeros((height, width, 3), np.uint8)
             img[..., 0] = (np.arange(width) * 255 // width)[None, :]
-            img[..., 1] = 30 + 20 * i
+            img[..., 1] = (30 + 20 * i) % 256
             img[: height // 2, (i * 7) % width:, 2] = 200
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(packet)

@@ -53,6 +53,8 @@ def server(tmp_path_factory):
             assert srv.upload(name, cs.png_bytes(w, h, seed))["name"] == name
         clip = cs.mp4_bytes(cs.INPUT_CLIP_FRAMES, *cs.INPUT_CLIP_SIZE, cs.INPUT_CLIP_FPS)
         assert srv.upload(cs.INPUT_CLIP, clip)["name"] == cs.INPUT_CLIP
+        control = cs.mp4_bytes(cs.INPUT_CONTROL_FRAMES, *cs.INPUT_CLIP_SIZE, cs.INPUT_CLIP_FPS)
+        assert srv.upload(cs.INPUT_CONTROL, control)["name"] == cs.INPUT_CONTROL
         yield srv
     finally:
         srv.stop()
@@ -91,7 +93,9 @@ def test_object_info_lists_every_node(server):
         assert info[node_id]["display_name"] == display
         assert info[node_id]["python_module"].endswith(cs.PACK_DIR_NAME), info[node_id]["python_module"]
     req = {k: info[k]["input"]["required"] for k in
-           ("LTXVStackCheckpointLoader", "LTXVStackTextEncoderLoader", "LTXVStackUpsamplerLoader")}
+           ("LTXVStackCheckpointLoader", "LTXVStackTextEncoderLoader", "LTXVStackUpsamplerLoader",
+            "LTXVStackLoraLoader")}
+    assert set(cs.LORAS) <= set(req["LTXVStackLoraLoader"]["lora_name"][0])
     assert set(cs.CHECKPOINTS) <= set(req["LTXVStackCheckpointLoader"]["ckpt_name"][0])
     assert cs.T5_FILE in req["LTXVStackTextEncoderLoader"]["text_encoder_name"][0]
     assert cs.UPSAMPLER_FILE in req["LTXVStackUpsamplerLoader"]["upscale_model_name"][0]

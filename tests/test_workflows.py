@@ -5,10 +5,12 @@ For every workflow:
 - node types exist (ours from NODE_CLASS_MAPPINGS, core ones from the signatures written down below from
   ComfyUI 0.3.64); node inputs/outputs and links match INPUT_TYPES / RETURN_TYPES;
 - widget values follow INPUT_TYPES order and are valid (ranges, combo options; model files by their official
-  release names; the recipe named by the sampler fits the checkpoint, upsampler, decode tone mapping and fps);
+  release names; the recipe named by the sampler fits the checkpoint as its LoRAs make it, the upsampler, decode
+  tone mapping and fps; a control video comes with an IC-LoRA and the other way round);
+- notes (UI-only Note nodes) name every model file the workflow loads, with its models/ folder;
 - the UI and API versions describe the same graph;
-- the API graph runs through the pack's nodes on tiny models (core nodes faked), from loaders to the IMAGE that
-  Create Video receives.
+- the API graph runs through the pack's nodes on tiny models (tiny LoRAs included; core nodes faked), from loaders
+  to the IMAGE that Create Video receives.
 """
 import json
 import sys
@@ -39,16 +41,26 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 EXPECTED = {"ltxv-2b-0.9.6-dev-text-to-video", "ltxv-2b-0.9.6-dev-image-to-video",
             "ltxv-2b-0.9.6-distilled-first-last-frame", "ltxv-2b-0.9.6-dev-extend-video",
-            "ltxv-13b-0.9.8-distilled-multiscale"}
+            "ltxv-13b-0.9.8-distilled-multiscale", "ltxv-13b-0.9.7-dev-distilled-lora-text-to-video",
+            "ltxv-13b-0.9.7-distilled-ic-lora-pose"}
+# Frontend-only nodes: in the UI file, not in the API graph, never executed.
+UI_ONLY = {"Note", "MarkdownNote"}
 
 
 from node_pack import PACK, import_pack  # noqa: E402
 
 pack = import_pack()
 loaders = sys.modules[f"{PACK}.nodes.loaders"]
-OFFICIAL = sys.modules[f"{PACK}.ltx_core.presets.official"].OFFICIAL_CONFIGS
+official = sys.modules[f"{PACK}.ltx_core.presets.official"]
+OFFICIAL = official.OFFICIAL_CONFIGS
 MODEL_FILES = {"ckpt_name": loaders.OFFICIAL_CHECKPOINTS, "text_encoder_name": loaders.OFFICIAL_TEXT_ENCODERS,
-               "upscale_model_name": loaders.OFFICIAL_UPSAMPLERS}
+               "upscale_model_name": loaders.OFFICIAL_UPSAMPLERS, "lora_name": official.OFFICIAL_LORAS}
+MODEL_FOLDERS = {"ckpt_name": "checkpoints", "text_encoder_name": "text_encoders",
+                 "upscale_model_name": "latent_upscale_models", "lora_name": "loras"}
+# A LoRA that makes a checkpoint another model: the 13B 0.9.7 distilled LoRA turns the dev checkpoint into the
+# distilled one, sampled with the distilled recipe. (checkpoint, LoRA) -> the checkpoint the recipe is for.
+LORA_MAKES = {(f"ltxv-13b-0.9.7-dev{fp8}.safetensors", "ltxv-13b-0.9.7-distilled-lora128.safetensors"):
+              f"ltxv-13b-0.9.7-distilled{fp8}.safetensors" for fp8 in ("", "-fp8")}
 NAMES = sorted(p.stem for p in UI_DIR.glob("*.json"))
 
 
@@ -120,12 +132,16 @@ def test_ui_workflow_is_valid(name):
     assert ui["version"] == 0.4 and isinstance(ui["id"], str)
     for key in ("nodes", "links", "groups", "config", "extra", "last_node_id", "last_link_id"):
         assert key in ui
-    nodes = {n["id"]: n for n in ui["nodes"]}
-    assert len(nodes) == len(ui["nodes"]) and ui["last_node_id"] >= max(nodes)
+    all_nodes = {n["id"]: n for n in ui["nodes"]}
+    assert len(all_nodes) == len(ui["nodes"]) and ui["last_node_id"] >= max(all_nodes)
     links = {link[0]: link for link in ui["links"]}
     assert len(links) == len(ui["links"]) and ui["last_link_id"] >= max(links)
+    for n in _notes(ui):
+        assert n["mode"] == 0 and n["inputs"] == [] and n["outputs"] == [], f"{name}: note {n['id']}"
+        assert len(n["widgets_values"]) == 1 and isinstance(n["widgets_values"][0], str), f"{name}: note {n['id']}"
+    nodes = {nid: n for nid, n in all_nodes.items() if n["type"] not in UI_ONLY}
 
-    for n in ui["nodes"]:
+    for n in nodes.values():
         where = f"{name}: node {n['id']} {n['type']}"
         spec, returns, _ = signature(n["type"])
         inputs = all_inputs(spec)
@@ -164,7 +180,7 @@ def test_ui_workflow_is_valid(name):
         assert link_id in nodes[src]["outputs"][src_slot]["links"], where
         target = nodes[dst]["inputs"][dst_slot]
         assert target["link"] == link_id and target["type"] == kind, where
-    for n in ui["nodes"]:
+    for n in nodes.values():
         for slot, o in enumerate(n["outputs"]):
             for link_id in o["links"]:
                 assert links[link_id][1:3] == [n["id"], slot]
@@ -185,6 +201,20 @@ def test_ui_workflow_is_valid(name):
     assert feeding == set(nodes), f"{name}: nodes {set(nodes) - feeding} lead nowhere"
 
 
+def _notes(ui):
+    return [n for n in ui["nodes"] if n["type"] in UI_ONLY]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notes_name_the_model_files(name):
+    ui, api = load(name)
+    files = {(MODEL_FOLDERS[k], v) for entry in api.values() for k, v in entry["inputs"].items() if k in MODEL_FOLDERS}
+    for note in _notes(ui):
+        text = note["widgets_values"][0]
+        for folder, file in sorted(files):
+            assert file in text and f"{folder}/" in text, f"{name}: the note does not say {folder}/{file}"
+
+
 def _widgets_by_name(node):
     spec, _, _ = signature(node["type"])
     return {w: v for (w, _), v in zip(widget_layout(spec), node["widgets_values"], strict=True) if w is not None}
@@ -193,9 +223,10 @@ def _widgets_by_name(node):
 @pytest.mark.parametrize("name", NAMES)
 def test_api_matches_ui(name):
     ui, api = load(name)
-    assert set(api) == {str(n["id"]) for n in ui["nodes"]}
+    graph = [n for n in ui["nodes"] if n["type"] not in UI_ONLY]
+    assert set(api) == {str(n["id"]) for n in graph}
     links = {link[0]: link for link in ui["links"]}
-    for n in ui["nodes"]:
+    for n in graph:
         entry = api[str(n["id"])]
         assert entry["class_type"] == n["type"]
         expected = _widgets_by_name(n)
@@ -212,15 +243,54 @@ def _find(api, class_type):
     return [(k, v) for k, v in api.items() if v["class_type"] == class_type]
 
 
+def _model_chain(api, ref):
+    """(checkpoint file, LoRA files from the checkpoint on) behind a model input."""
+    loras, node = [], api[ref[0]]
+    while node["class_type"] == "LTXVStackLoraLoader":
+        loras.insert(0, node["inputs"]["lora_name"])
+        node = api[node["inputs"]["model"][0]]
+    assert node["class_type"] == "LTXVStackCheckpointLoader"
+    return node["inputs"]["ckpt_name"], loras
+
+
+def _conditioning_nodes(api, ref):
+    """The class types of the conditioning chain behind a conditioning input."""
+    out, node = [], api[ref[0]]
+    while "conditioning" in node["inputs"]:
+        out.append(node["class_type"])
+        node = api[node["inputs"]["conditioning"][0]]
+    return out + [node["class_type"]]
+
+
+def _effective_checkpoint(ckpt, loras):
+    for lora in loras:
+        ckpt = LORA_MAKES.get((ckpt, lora), ckpt)
+    return ckpt
+
+
+def test_lora_makes_dev_distilled():
+    # the rule the recipe check below applies: LoRAs in chain order, only the distilled LoRA on 0.9.7 dev
+    assert _effective_checkpoint("ltxv-13b-0.9.7-dev.safetensors", ["ltxv-13b-0.9.7-distilled-lora128.safetensors"]) \
+        == "ltxv-13b-0.9.7-distilled.safetensors"
+    assert _effective_checkpoint("ltxv-13b-0.9.8-dev.safetensors", ["ltxv-13b-0.9.7-distilled-lora128.safetensors"]) \
+        == "ltxv-13b-0.9.8-dev.safetensors"
+    assert _effective_checkpoint("ltxv-13b-0.9.7-dev.safetensors", []) == "ltxv-13b-0.9.7-dev.safetensors"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_recipe_fits_the_models(name):
     _, api = load(name)
     for _, sampler in _find(api, "LTXVStackSampler"):
         inputs = sampler["inputs"]
         preset = OFFICIAL[inputs["preset"]]
-        ckpt = api[inputs["model"][0]]
-        assert ckpt["class_type"] == "LTXVStackCheckpointLoader"
-        assert ckpt["inputs"]["ckpt_name"] == preset["checkpoint_path"], f"{name}: preset and checkpoint differ"
+        ckpt, loras = _model_chain(api, inputs["model"])
+        assert _effective_checkpoint(ckpt, loras) == preset["checkpoint_path"], \
+            f"{name}: preset and checkpoint (with LoRAs {loras}) differ"
+        # Lightricks' LoRAs are all for the 13B model
+        assert not loras or ckpt.startswith("ltxv-13b-"), f"{name}: 13B LoRAs on {ckpt}"
+        ic_loras = [lora for lora in loras if "-ic-lora-" in lora]
+        controls = _conditioning_nodes(api, inputs["conditioning"]).count("LTXVStackAddControlVideo")
+        assert bool(controls) == bool(ic_loras), f"{name}: a control video needs an IC-LoRA and the other way round"
         if preset["pipeline_type"] == "multi-scale":
             up = api[inputs["upscale_model"][0]]
             assert up["inputs"]["upscale_model_name"] == preset["spatial_upscaler_model_path"]
@@ -242,24 +312,34 @@ def test_recipe_fits_the_models(name):
 def tiny_models(tmp_path_factory, t5_tokenizer_dir):
     pytest.importorskip("ltx_video")
     import official_files as of
+    import tiny_lora
     import tiny_t5
     import tiny_upsampler
 
     root = tmp_path_factory.mktemp("wf_models")
-    for d in ("checkpoints", "text_encoders", "latent_upscale_models"):
+    for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras"):
         (root / d).mkdir()
     te = tiny_t5.tiny_t5()
     tiny_t5.save_single(tiny_t5.encoder_state(te, torch.float32), root / "text_encoders" / "t5.safetensors")
     tiny_t5.copy_tokenizer(t5_tokenizer_dir, root / "text_encoders" / "tokenizer")
     # 20 blocks, so the 2B recipes' STG block 19 exists
-    of.tiny_checkpoint(root / "checkpoints" / "ltxv.safetensors",
-                       transformer_overrides={"caption_channels": te.config.d_model, "num_layers": 20})
+    transformer, _, _ = of.tiny_checkpoint(root / "checkpoints" / "ltxv.safetensors", transformer_overrides={
+        "caption_channels": te.config.d_model, "num_layers": 20})
     up, cfg = tiny_upsampler.reference_upsampler()
     tiny_upsampler.save_official(up, cfg, root / "latent_upscale_models" / "up.safetensors")
+    # LoRAs for the tiny transformer: a plain one (as the distilled LoRA) and an IC-LoRA with its metadata
+    tiny_lora.write_lora(root / "loras" / "lora.safetensors", tiny_lora.random_lora(transformer, rank=4, seed=1),
+                         "comfyui")
+    tiny_lora.write_lora(root / "loras" / "ic-lora.safetensors",
+                         tiny_lora.random_lora(transformer, tiny_lora.TARGETS[:4], rank=2, seed=2), "comfyui",
+                         metadata={"reference_downscale_factor": "1"})
     bridge = sys.modules[f"{PACK}.nodes.comfy_bridge"]
     bridge.set_models_root(root)
+    loras = {name: "ic-lora.safetensors" if "-ic-lora-" in name else "lora.safetensors"
+             for name in official.OFFICIAL_LORAS}
     return {"ckpt_name": "ltxv.safetensors", "text_encoder_name": "t5.safetensors",
-            "upscale_model_name": "up.safetensors", "width": 96, "height": 64, "num_frames": 17, "steps": 2}
+            "upscale_model_name": "up.safetensors", "lora_name": loras, "width": 96, "height": 64,
+            "num_frames": 17, "steps": 2}
 
 
 class _FakeCore:
@@ -287,6 +367,9 @@ class _FakeCore:
 
 
 def execute(api, overrides):
+    """Run the graph's output nodes; returns (what SaveVideo got, every node's outputs by id). `overrides` replaces
+    widget values by input name: a value, or a dict from the workflow's value to the replacement (e.g. official
+    LoRA names to tiny files)."""
     core, results = _FakeCore(), {}
 
     def value(node_id):
@@ -298,7 +381,8 @@ def execute(api, overrides):
             if isinstance(v, list):
                 kwargs[k] = value(v[0])[v[1]]
             else:
-                kwargs[k] = overrides.get(k, v)
+                o = overrides.get(k, v)
+                kwargs[k] = o[v] if isinstance(o, dict) else o
         cls = pack.NODE_CLASS_MAPPINGS.get(entry["class_type"])
         out = getattr(cls(), cls.FUNCTION)(**kwargs) if cls else getattr(core, entry["class_type"])(**kwargs)
         results[node_id] = out
@@ -307,13 +391,20 @@ def execute(api, overrides):
     for node_id, entry in api.items():
         if signature(entry["class_type"])[2]:
             value(node_id)
-    return core.saved
+    return core.saved, results
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_api_workflow_runs_on_tiny_models(name, tiny_models):
     _, api = load(name)
-    saved = execute(api, tiny_models)
+    saved, results = execute(api, tiny_models)
     assert len(saved) == 1
     frames = saved[0]["images"]
     assert frames.shape == (17, 64, 96, 3)
+    # the LoRAs and control videos reached the sampler
+    for _, sampler in _find(api, "LTXVStackSampler"):
+        model = results[sampler["inputs"]["model"][0]][0]
+        conditioning = results[sampler["inputs"]["conditioning"][0]][0]
+        assert len(model.loras) == len(_model_chain(api, sampler["inputs"]["model"])[1]), name
+        assert len(conditioning.controls) == _conditioning_nodes(api, sampler["inputs"]["conditioning"]).count(
+            "LTXVStackAddControlVideo"), name
