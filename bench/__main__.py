@@ -1,7 +1,10 @@
 """Benchmark ltx_core against the official implementation (`ltx_video`) and diffusers, in one run.
 
 Measurements (--only): step (one transformer forward on a CFG batch of 2), sample (the full base pipeline to
-latents: schedule, CFG, Euler steps), vae_decode, upsample (latent upsampler), e2e (sampling + decode to a video).
+latents: schedule, CFG, Euler steps), vae_decode, upsample (latent upsampler), e2e (sampling + decode to a video),
+lora (ours only: the step without a LoRA, with a LoRA on the trainer's layers (rank 1/16 of the width: 128 on the 2B)
+applied at compute time, and with the same LoRA merged into the weights; ratios to the step without a LoRA, and the
+LoRA's bytes).
 All three implementations are built from one architecture description and share one set of seeded random
 weights (no checkpoint download); inputs, dtype and settings are equal. The sampling recipe is CFG 3 without
 STG (diffusers' LTXPipeline has no STG); diffusers samples with its own FlowMatch scheduler (same step count).
@@ -110,7 +113,8 @@ def worker(args) -> dict:
                 for _ in range(args.warmup):
                     outs[name] = fns[name]()
                     _sync(device)
-            errors = {name: _rel(outs[name], outs.get("reference")) for name in impls}
+            reference = configs.VARIANTS[args.measure][2] if args.measure in configs.VARIANTS else "reference"
+            errors = {name: _rel(outs[name], outs.get(reference)) for name in impls}
             del outs
             gc.collect()
             times = {name: [] for name in impls}
@@ -125,7 +129,7 @@ def worker(args) -> dict:
                     times[name].append(time.perf_counter() - t0)
                     cpu_times[name].append(time.process_time() - c0)
                     del out
-            return {"times_s": times, "cpu_times_s": cpu_times, "rel_l2_vs_reference": errors}
+            return {"times_s": times, "cpu_times_s": cpu_times, "rel_l2_vs_reference": errors, "info": models.INFO}
         # memory: a single implementation in this process
         (name,) = impls
         fns[name]()
@@ -210,7 +214,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _measure(args, m: str, impls: list[str]) -> dict:
     """One measurement: the interleaved timing subprocess, then (unless --no-memory) one peak-memory subprocess per
-    implementation; with medians, minima and ours' ratios when the timing succeeded."""
+    implementation; with medians, minima and ours' ratios when the timing succeeded. A measurement of variants
+    (configs.VARIANTS) runs its own variants instead of `impls`, with ratios to its baseline variant."""
+    if m in configs.VARIANTS:
+        impls = list(configs.VARIANTS[m][0])
     print(f"[bench] {m}: timing {','.join(impls)} (interleaved, {args.repeats} rounds) ...", file=sys.stderr,
           flush=True)
     entry = {"timing": _spawn(args, m, "time", impls)}
@@ -226,10 +233,17 @@ def _measure(args, m: str, impls: list[str]) -> dict:
         entry["min_s"] = {k: min(v) for k, v in timing["times_s"].items()}
         cpu = {k: statistics.median(v) for k, v in timing["cpu_times_s"].items()}
         entry["median_cpu_s"] = cpu
-        if "ours" in med:
+        if m in configs.VARIANTS:
+            base = configs.VARIANTS[m][1]
+            entry["ratios"] = {f"{k}/{base}": med[k] / med[base] for k in med if k != base}
+            entry["cpu_time_ratios"] = {f"{k}/{base}": cpu[k] / cpu[base] for k in cpu if k != base}
+            entry["min_ratios"] = {f"{k}/{base}": entry["min_s"][k] / entry["min_s"][base] for k in med if k != base}
+        elif "ours" in med:
             entry["ratios"] = {f"ours/{k}": med["ours"] / med[k] for k in med if k != "ours"}
             entry["cpu_time_ratios"] = {f"ours/{k}": cpu["ours"] / cpu[k] for k in cpu if k != "ours"}
             entry["min_ratios"] = {f"ours/{k}": entry["min_s"]["ours"] / entry["min_s"][k] for k in med if k != "ours"}
+    if timing.get("info"):
+        entry["info"] = timing["info"]
     return entry
 
 
@@ -280,12 +294,17 @@ def _table(results, impls):
           f"{', fp8 + block streaming + decode for %g GiB' % results['lean_gib'] if results.get('lean_gib') else ''}"
           f"{', fp8 matmuls' if results.get('fp8_matmul') else ''}, "
           f"median of {results['repeats']}; memory: peak MB (growth over pre-run MB)")
+    if all(m in configs.VARIANTS for m in results["measurements"]):
+        impls = []  # no measurement of the implementations: no table of them
     head = f"{'measure':<11}" + "".join(f"{i:>22}" for i in impls) + "".join(
         f"{'ours/' + i[:4]:>11}" for i in impls if i != "ours") + "".join(
         f"{'cpu o/' + i[:4]:>11}" for i in impls if i != "ours") + "".join(
         f"{'min o/' + i[:4]:>11}" for i in impls if i != "ours") + "   rel.err vs ref"
-    print(head)
+    if impls:
+        print(head)
     for m, e in results["measurements"].items():
+        if m in configs.VARIANTS:
+            continue
         if "median_s" not in e:
             print(f"{m:<11} ERROR: {e['timing'].get('error', '?')[:500]}")
             continue
@@ -304,6 +323,36 @@ def _table(results, impls):
         errs = e["timing"].get("rel_l2_vs_reference", {})
         row += "   " + " ".join(f"{k[:4]}={v:.1e}" for k, v in errs.items() if v is not None and k != "reference")
         print(row)
+    for m, e in results["measurements"].items():
+        if m in configs.VARIANTS:
+            _variants_table(m, e, mem_key, grow_key)
+
+
+def _variants_table(m: str, e: dict, mem_key: str, grow_key: str):
+    """A measurement of variants of ours: one row per variant, ratios to the baseline variant."""
+    variants, base, reference = configs.VARIANTS[m]
+    info = e.get("info", {})
+    print(f"\n{m}: ours, one step at the step shape")
+    if m == "lora" and info:
+        print(f"  a rank-{info['rank']} LoRA on {info['layers']} layers ({', '.join(configs.LORA_LAYERS)} of every "
+              f"block): {info['lora_bytes'] / 2**20:.1f} MiB in {info['compute_dtype']}; its matmuls add "
+              f"{100 * info['lora_flops_fraction']:.1f}% to the FLOPs of the layers it patches")
+        print(f"  applied at compute time (lora; entering and leaving applied_loras: {_fmt(info['apply_s'], 's')}), "
+              f"or merged into a copy of those weights (merged; W += up @ down once: {_fmt(info.get('merge_s'), 's')})")
+    if "median_s" not in e:
+        print(f"  ERROR: ...{e['timing'].get('error', '?')[-500:]}")  # the tail: the exception itself
+        return
+    print(f"  {'variant':<10}{'median':>22}{f'x {base}':>11}{'cpu x':>11}{'min x':>11}   rel.err vs {reference}")
+    errs = e["timing"].get("rel_l2_vs_reference", {})
+    for v in variants:
+        mem = e.get("memory", {}).get(v, {})
+        ms = f" {_fmt(mem.get(mem_key))}({_fmt(mem.get(grow_key))})" if mem_key in mem else ""
+        key = f"{v}/{base}"
+        ratios = [1.0 if v == base else e.get(k, {}).get(key, float("nan"))
+                  for k in ("ratios", "cpu_time_ratios", "min_ratios")]
+        err = errs.get(v)
+        print(f"  {v:<10}{_fmt(e['median_s'][v], 's') + ms:>22}" + "".join(f"{r:>11.3f}" for r in ratios)
+              + ("   -" if v == reference or err is None else f"   {err:.1e}"))
 
 
 if __name__ == "__main__":

@@ -82,8 +82,20 @@ CONFIGS = {
     ),
 }
 
-MEASUREMENTS = ("step", "sample", "vae_decode", "upsample", "e2e")
+MEASUREMENTS = ("step", "sample", "vae_decode", "upsample", "e2e", "lora")
 IMPLS = ("ours", "reference", "diffusers")
+# Measurements that time variants of ours against each other instead of the three implementations:
+# measurement -> (its variants, the variant the ratios divide by, the variant the others' outputs are compared to).
+VARIANTS = {"lora": (("plain", "lora", "merged"), "plain", "merged")}
+
+# `lora`: one transformer step at the `step` shape without a LoRA, with a LoRA applied at compute time
+# (ltx_core.lora.applied_loras), and with the same LoRA merged into the weights (W += up @ down, computed once).
+# The LoRA is what LTX-Video's trainer makes: on these layers of every block (alpha = rank: scale 1), its rank this
+# fraction of the blocks' width: rank 128 on the 2B's 2048 (the 13B distilled LoRA, 128 on 4096, is half as dense),
+# so a reduced-width model pays the LoRA's real share of the work.
+LORA_RANK_PER_WIDTH = 1 / 16
+LORA_LAYERS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v",
+               "attn2.to_out.0", "ff.net.0.proj", "ff.net.2")
 
 
 def get(name: str) -> dict:

@@ -231,25 +231,35 @@ def build(measure: str, cfg: dict, impls) -> dict:
     return globals()["_build_" + measure](cfg, device, dtype, impls)
 
 
-def _build_step(cfg, device, dtype, impls):
-    models = transformers(cfg, device, dtype, impls)
+def _step_inputs(cfg, device, dtype) -> dict:
+    """The `step` measurement's inputs: a CFG batch of latent tokens, their coordinates, a timestep, the text."""
     batch, grid = cfg["step"]["batch"], cfg["step"]["grid"]
     g = torch.Generator().manual_seed(2)
-    n = math.prod(grid)
-    tokens = torch.randn(batch, n, LATENT_CHANNELS, generator=g).to(device, dtype)
+    tokens = torch.randn(batch, math.prod(grid), LATENT_CHANNELS, generator=g).to(device, dtype)
     context, mask = text(cfg, batch, device, dtype)
-    t = torch.full((batch,), 0.7, device=device)
-    any_model = next(iter(models.values()))
     causal = transformer_config_from_diffusers(cfg["transformer"])["causal_temporal_positioning"]
-    coords = token_coords(batch, grid, 25.0, causal, device)
+    return dict(batch=batch, tokens=tokens, coords=token_coords(batch, grid, 25.0, causal, device),
+                t=torch.full((batch,), 0.7, device=device), context=context, mask=mask)
+
+
+def _ours_step(model, inputs: dict):
+    """One step of ours, given the text as ours' sampler passes it: trailing padding dropped once per generation
+    (exact; see the function)."""
+    from ltx_core.model.transformer.model import trim_text_padding
+
+    ((ctx, ctx_mask),) = trim_text_padding(inputs["context"], inputs["mask"])
+    tokens, coords, t = inputs["tokens"], inputs["coords"], inputs["t"]
+    return lambda: model.forward_tokens(tokens, coords, t, ctx, ctx_mask)
+
+
+def _build_step(cfg, device, dtype, impls):
+    models = transformers(cfg, device, dtype, impls)
+    inputs = _step_inputs(cfg, device, dtype)
+    batch, tokens, coords, t = inputs["batch"], inputs["tokens"], inputs["coords"], inputs["t"]
+    context, mask = inputs["context"], inputs["mask"]
     fns = {}
     if "ours" in models:
-        from ltx_core.model.transformer.model import trim_text_padding
-
-        m = models["ours"]
-        # As ours' sampler passes the text: trailing padding dropped once per generation (exact; see the function).
-        ((ctx, ctx_mask),) = trim_text_padding(context, mask)
-        fns["ours"] = lambda: m.forward_tokens(tokens, coords, t, ctx, ctx_mask)
+        fns["ours"] = _ours_step(models["ours"], inputs)
     if "reference" in models:
         r = models["reference"]
         fns["reference"] = lambda: r(tokens, indices_grid=coords, encoder_hidden_states=context,
@@ -258,7 +268,110 @@ def _build_step(cfg, device, dtype, impls):
         d = models["diffusers"]
         # diffusers takes the official positions as video_coords and a timestep already scaled by 1000
         fns["diffusers"] = lambda: d(tokens, context, t * 1000, mask, video_coords=coords, return_dict=False)[0]
-    del any_model
+    return fns
+
+
+# ------------------------------------------------------------------------------------------------ LoRA
+
+# Facts a builder reports alongside the timings (the worker adds them to its result as "info").
+INFO: dict = {}
+
+
+def _twin(model, cfg):
+    """Another Transformer3D holding the very same weight tensors (no memory), set up as `transformers` sets up
+    ours: a LoRA applied to one of them, or weights replaced in one, leave the other as it is."""
+    from ltx_core.model.transformer import Transformer3D
+
+    with torch.device("meta"):
+        twin = Transformer3D(model.config)
+    twin.load_state_dict(model.state_dict(), strict=True, assign=True)
+    if cfg.get("fp8_matmul"):
+        twin.use_fp8_matmul()
+    if cfg.get("compile"):
+        twin.compile_blocks()
+    return twin.eval()
+
+
+def _trainer_lora(model, rank: int, dtype):
+    """A LoRA as LTX-Video's trainer makes it (configs.LORA_LAYERS of every block, alpha = rank), held as a LoRA
+    file is read: on the CPU, in `dtype`. down ~ N(0, 1/in), up ~ N(0, 0.01/rank): the entries of up @ down are a
+    tenth the size of the weight's (N(0, 1/in), as `transformers` draws them)."""
+    from ltx_core.lora import LayerPatch, Lora
+
+    gen = torch.Generator().manual_seed(5)
+    modules = dict(model.named_modules())
+    patches = {}
+    for i in range(len(model.transformer_blocks)):
+        for layer in configs.LORA_LAYERS:
+            target = f"transformer_blocks.{i}.{layer}"
+            out_f, in_f = modules[target].weight.shape
+            down = (torch.randn(rank, in_f, generator=gen) / in_f ** 0.5).to(dtype)
+            up = (0.1 * torch.randn(out_f, rank, generator=gen) / rank ** 0.5).to(dtype)
+            patches[target] = LayerPatch(target, down=down, up=up, alpha=float(rank))
+    return Lora(f"bench-rank{rank}", patches)
+
+
+def _merge(model, lora) -> None:
+    """W += scale * up @ down for every patched layer, into new weight tensors (a twin's originals stay shared),
+    summed in fp32 and stored back in the weight's own dtype (fp8 weights are re-quantised)."""
+    modules = dict(model.named_modules())
+    for target, p in lora.patches.items():
+        w = modules[target].weight
+        delta = p.scale * (p.up.to(w.device, torch.float32) @ p.down.to(w.device, torch.float32))
+        w.data = (w.data.float() + delta).to(w.dtype)
+
+
+def _timed_once(fn, device) -> float:
+    import time
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _build_lora(cfg, device, dtype, impls):
+    """Ours at the step's shape: `plain` (no LoRA), `lora` (a LoRA of rank width * LORA_RANK_PER_WIDTH applied at
+    compute time, entered
+    once as a generation enters it), `merged` (the same LoRA merged into the weights once). The variants asked for
+    share one set of weights, but for the merged layers' own copy."""
+    from ltx_core.lora import LoraUse, applied_loras, lora_bytes
+
+    if cfg.get("lean"):
+        raise ValueError("the lora measurement does not take --lean (block streaming): it compares resident weights")
+    base = transformers(cfg, device, dtype, ["ours"])["ours"]
+    wanted = [v for v in configs.VARIANTS["lora"][0] if v in impls]
+    models = {name: base if i == 0 else _twin(base, cfg) for i, name in enumerate(wanted)}
+    rank = round(base.config.inner_dim * configs.LORA_RANK_PER_WIDTH)
+    lora = _trainer_lora(base, rank, dtype)
+    uses = [LoraUse(lora, 1.0)]
+    compute = base.compute_dtype
+    patched = [base.get_submodule(t) for t in lora.patches]
+    INFO.update(rank=rank, layers=len(lora.patches), compute_dtype=str(compute).removeprefix("torch."),
+                lora_bytes=lora_bytes(uses, compute),
+                # the LoRA's two thin matmuls against the patched layers' own: r * (in + out) / (in * out), summed
+                lora_flops_fraction=sum(rank * (m.in_features + m.out_features) for m in patched)
+                / sum(m.in_features * m.out_features for m in patched))
+
+    def enter_and_leave():
+        with applied_loras(base, uses):
+            pass
+
+    INFO["apply_s"] = min(_timed_once(enter_and_leave, device) for _ in range(3))
+    inputs = _step_inputs(cfg, device, dtype)
+    fns = {}
+    if "plain" in models:
+        fns["plain"] = _ours_step(models["plain"], inputs)
+    if "lora" in models:
+        _KEEP_ALIVE.append(applied_loras(models["lora"], uses))
+        _KEEP_ALIVE[-1].__enter__()  # once, as a generation does: its steps run with the LoRA applied
+        fns["lora"] = _ours_step(models["lora"], inputs)
+    if "merged" in models:
+        INFO["merge_s"] = _timed_once(lambda: _merge(models["merged"], lora), device)
+        fns["merged"] = _ours_step(models["merged"], inputs)
     return fns
 
 

@@ -23,6 +23,10 @@ from torch import Tensor, nn
 from ..model.ops import Linear, _cast
 from .file import LayerPatch, Lora
 
+# The stacked rank of a layer is padded with zeros to a multiple of this: a compiled model sees the LoRA matrices'
+# shapes as fixed, so LoRAs of other ranks (or several stacked) reuse its graph instead of recompiling.
+RANK_BUCKET = 32
+
 
 @dataclass(frozen=True)
 class LoraUse:
@@ -63,14 +67,21 @@ def _whole(x: Tensor, diff: Tensor | None, diff_b: Tensor | None) -> Tensor:
     return F.linear(x, _cast(diff, x), _cast(diff_b, x))
 
 
+def _padded_rank(rank: int) -> int:
+    return -(-rank // RANK_BUCKET) * RANK_BUCKET
+
+
 def _stack(uses: list[tuple[LayerPatch, float]], device, dtype) -> LoraDelta:
     """One LoraDelta for one layer from (patch, strength) pairs; sums are taken in fp32."""
     pairs = [(p, s) for p, s in uses if p.down is not None]
     down = up = scale = None
     if pairs:
-        down = torch.cat([p.down for p, _ in pairs]).to(device=device, dtype=dtype)
-        up = torch.cat([p.up for p, _ in pairs], dim=1).to(device=device, dtype=dtype)
-        scale = torch.cat([torch.full((p.rank,), s * p.scale, dtype=torch.float32) for p, s in pairs]).to(device)
+        pad = _padded_rank(sum(p.rank for p, _ in pairs)) - sum(p.rank for p, _ in pairs)
+        out_f, in_f = pairs[0][0].up.shape[0], pairs[0][0].down.shape[1]
+        down = torch.cat([*(p.down.to(dtype) for p, _ in pairs), torch.zeros(pad, in_f, dtype=dtype)])
+        up = torch.cat([*(p.up.to(dtype) for p, _ in pairs), torch.zeros(out_f, pad, dtype=dtype)], dim=1)
+        scale = torch.cat([*(torch.full((p.rank,), s * p.scale) for p, s in pairs), torch.zeros(pad)])
+        down, up, scale = down.to(device), up.to(device), scale.to(device)
     return LoraDelta(down, up, scale, _sum(uses, "diff", device, dtype), _sum(uses, "diff_b", device, dtype))
 
 
@@ -119,7 +130,16 @@ def applied_loras(transformer: nn.Module, uses: Sequence[LoraUse]):
 
 
 def lora_bytes(uses: Sequence[LoraUse], dtype: torch.dtype) -> int:
-    """Device memory the applied LoRAs take in `dtype`."""
+    """Device memory the applied LoRAs take in `dtype` (their stacked, padded low-rank matrices with their fp32
+    scales, and the whole-tensor patches)."""
     size = torch.empty((), dtype=dtype).element_size()
-    return sum(t.numel() * size for u in uses for p in u.lora.patches.values()
-               for t in (p.down, p.up, p.diff, p.diff_b) if t is not None)
+    total = 0
+    for patches in _by_target(uses).values():
+        pairs = [p for p, _ in patches if p.down is not None]
+        if pairs:
+            rank = _padded_rank(sum(p.rank for p in pairs))
+            total += rank * (pairs[0].down.shape[1] + pairs[0].up.shape[0]) * size + 4 * rank
+        for role in ("diff", "diff_b"):  # each summed into one tensor per layer
+            present = [getattr(p, role) for p, _ in patches if getattr(p, role) is not None]
+            total += present[0].numel() * size if present else 0
+    return total

@@ -77,7 +77,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         up, down = self.net[0], self.net[2]
-        if not plain_cpu(x) or up.proj.lora is not None or down.lora is not None:
+        if not plain_cpu(x):
             return self.net(x)
         # CPU: slices of tokens through both matmuls and the GELU, reusing one hidden buffer (and one scratch
         # buffer for the GELU): it stays in cache, and no fresh (page-faulting) memory is taken per slice.
@@ -92,9 +92,14 @@ class FeedForward(nn.Module):
         scratch = x.new_empty(step, width) if _fast_gelu(x, up.approximate) else None
         for start in range(0, rows, step):
             n = min(step, rows - start)
-            h = _linear_into(flat[start : start + n], w1, b1, hidden[:n])
+            rows_in = flat[start : start + n]
+            h = _linear_into(rows_in, w1, b1, hidden[:n])
+            if up.proj.lora is not None:
+                h.add_(up.proj.lora(rows_in))
             up.activate_(h, None if scratch is None else scratch[:n])
-            _linear_into(h, w2, b2, out[start : start + n])
+            o = _linear_into(h, w2, b2, out[start : start + n])
+            if down.lora is not None:
+                o.add_(down.lora(h))
         return out.view(*x.shape[:-1], down.out_features)
 
 
