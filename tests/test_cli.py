@@ -100,6 +100,9 @@ def _bad_cases(tmp_path, models):
     save_file({"transformer.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(2, 8),
                "transformer.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(8, 2)}, lora)
     (tmp_path / "lora.pt").write_bytes(b"pickle")
+    ltx2 = str(tmp_path / "ltx2.safetensors")
+    save_file({"diffusion_model.transformer_blocks.0.audio_attn1.to_q.lora_A.weight": torch.zeros(2, 8),
+               "diffusion_model.transformer_blocks.0.audio_attn1.to_q.lora_B.weight": torch.zeros(8, 2)}, ltx2)
     not_lora = str(tmp_path / "not_lora.safetensors")
     save_file({"model.diffusion_model.transformer_blocks.0.attn1.to_q.weight": torch.zeros(8, 8)}, not_lora)
     base = ["generate", "--prompt", "a cat", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
@@ -148,6 +151,7 @@ def _bad_cases(tmp_path, models):
         "missing lora": (base + ["--lora_paths", str(tmp_path / "gone.safetensors")], "gone.safetensors: file not found"),
         "pickled lora": (base + ["--lora_paths", str(tmp_path / "lora.pt")], "only .safetensors"),
         "not a lora": (base + ["--lora_paths", not_lora], "not_lora.safetensors: this is not a LoRA but a full model"),
+        "ltx-2 lora": (base + ["--lora_paths", ltx2], "ltx2.safetensors: this looks like an LTX-2 LoRA"),
         "control strength": (base + ["--lora_paths", lora, "--control_video_path", clip, "--control_strength", "2"],
                              "--control_strength must be between 0 and 1, got 2.0"),
         "missing control video": (base + ["--control_video_path", str(tmp_path / "nope.mp4")], "nope.mp4"),

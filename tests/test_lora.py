@@ -155,6 +155,16 @@ def test_a_flux_lora_is_refused_naming_what_it_targets(tmp_path):
         read_lora(path, OURS)
 
 
+def test_an_ltx2_lora_is_refused_even_where_its_video_keys_fit(tmp_path):
+    lora = tl.random_lora(REF, targets=tl.TARGETS[:2], rank=2)
+    extra = {"diffusion_model.transformer_blocks.0.audio_attn1.to_q.lora_A.weight": torch.zeros(2, 32),
+             "diffusion_model.transformer_blocks.0.audio_attn1.to_q.lora_B.weight": torch.zeros(32, 2)}
+    path = tl.write_lora(tmp_path / "ltx2.safetensors", lora, "comfyui", extra=extra)
+    with pytest.raises(ModelFileError, match=r"ltx2.safetensors: this looks like an LTX-2 LoRA \(it targets audio "
+                                             r"layers such as diffusion_model.transformer_blocks.0.audio_attn1.to_q\)"):
+        read_lora(path, OURS)
+
+
 def test_a_13b_lora_on_the_2b_model_is_refused_per_key(tmp_path):
     ref13, _, _ = pair("13b")
     path = tl.write_lora(tmp_path / "13b.safetensors", tl.random_lora(ref13, rank=4), "comfyui")

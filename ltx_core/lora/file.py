@@ -83,8 +83,7 @@ def check_lora_file(path) -> None:
     """What can be known from the file alone, before any model is loaded: ModelFileError unless it is a readable
     safetensors file holding LoRA tensors."""
     with SafetensorsFile(path) as f:
-        if not _group(f)[0]:
-            raise ModelFileError(path, _not_a_lora(f.keys()))
+        _group(f)
 
 
 def read_lora(path, transformer: nn.Module) -> Lora:
@@ -92,8 +91,6 @@ def read_lora(path, transformer: nn.Module) -> Lora:
     `transformer`; ModelFileError naming the file and the keys when it cannot apply."""
     with SafetensorsFile(path) as f:
         groups, foreign = _group(f)
-        if not groups:
-            raise ModelFileError(path, _not_a_lora(f.keys()))
         modules = dict(transformer.named_modules())
         params = dict(transformer.named_parameters())
         kohya = kohya_lookup([*modules, *params])
@@ -116,7 +113,8 @@ def read_lora(path, transformer: nn.Module) -> Lora:
 
 
 def _group(f: SafetensorsFile) -> tuple[dict[str, dict[str, str]], list[str]]:
-    """{target name as written: {role: key}}, and the keys that are no part of a LoRA."""
+    """{target name as written: {role: key}}, and the keys that are no part of a LoRA; ModelFileError for a file
+    that is no LoRA, or one for LTX-2."""
     groups, foreign = {}, []
     for key in f.keys():
         split = split_role(key)
@@ -125,6 +123,12 @@ def _group(f: SafetensorsFile) -> tuple[dict[str, dict[str, str]], list[str]]:
             continue
         name, role = split
         groups.setdefault(name, {})[role] = key
+    if not groups:
+        raise ModelFileError(f.path, _not_a_lora(f.keys()))
+    audio = sorted(name for name in groups if "audio" in name)
+    if audio:  # LTX-2's video blocks share names and widths with the 13B's: refuse it even where keys match
+        raise ModelFileError(f.path, f"this looks like an LTX-2 LoRA (it targets audio layers such as {audio[0]}); "
+                                     "LTX-2 LoRAs do not apply to LTX-Video 0.9.x")
     return groups, foreign
 
 
