@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..loader.checkpoint import Checkpoint, load_checkpoint
+from ..loader.checkpoint import Checkpoint, Companion, load_checkpoint
+from ..loader.errors import ModelFileError
+from ..loader.releases import RELEASE_CHOICES, vae_generation
+from ..loader.vae_file import load_vae_file
 from ..loader.precision import FP8, FP8_COMPUTE, parse_dtype
 from ..model.transformer import inductor_unavailable
 
@@ -31,6 +34,7 @@ class LoadOptions:
     compute_device: str | torch.device | None = None
     fp8_matmul: bool = False
     compile: bool = False
+    release: str = "auto"  # for files without a config (GGUF, transformer-only): `releases.RELEASE_CHOICES`
 
     def check(self) -> None:
         """What can be known wrong before loading: OptionError naming the option."""
@@ -43,21 +47,43 @@ class LoadOptions:
             problem = inductor_unavailable(torch.device(self.compute_device or self.device).type)
             if problem:
                 raise OptionError("compile", f"cannot compile the transformer: {problem}")
+        if self.release not in RELEASE_CHOICES:
+            raise OptionError("release", f"unknown release {self.release!r}; choose one of "
+                                         f"{', '.join(RELEASE_CHOICES)}")
 
 
-def load_video_model(path, options: LoadOptions) -> Checkpoint:
-    """A checkpoint with both a transformer and a VAE, its options applied."""
+def load_video_model(path, options: LoadOptions, vae_path=None) -> Checkpoint:
+    """A transformer with its VAE, options applied: from one checkpoint, or a transformer-only file (GGUF or
+    safetensors) with the VAE from `vae_path` (which also replaces a checkpoint's own VAE)."""
     options.check()
-    ck = load_checkpoint(path, device=options.device, dtype=options.dtype, vae_dtype=options.vae_dtype)
+    vae = None
+    if vae_path is not None:
+        vae = load_vae_file(vae_path, device=options.device, dtype=companion_dtype(options.vae_dtype or options.dtype))
+    ck = load_checkpoint(path, device=options.device, dtype=options.dtype, vae_dtype=options.vae_dtype,
+                         companion=Companion(options.release, vae and vae.config["vae"]))
     if ck.transformer is None:
-        raise ValueError(f"{path} holds only a VAE, no transformer; pick a full LTX-Video checkpoint")
+        raise ModelFileError(path, "holds only a VAE, no transformer; pick a full LTX-Video checkpoint")
+    if vae is not None:
+        _replace_vae(ck, vae)
     if ck.vae is None:
-        raise ValueError(f"{path} holds no VAE (vae.* tensors); pick a full LTX-Video checkpoint")
+        raise ModelFileError(path, "holds only the transformer, no VAE: give the VAE file with it (the VAE loader, "
+                                   "--vae_path), or pick a full LTX-Video checkpoint")
     if options.fp8_matmul:
         ck.transformer.use_fp8_matmul()
     if options.compile:
         ck.transformer.compile_blocks(device_type=torch.device(options.compute_device or options.device).type)
     return ck
+
+
+def _replace_vae(ck: Checkpoint, vae: Checkpoint) -> None:
+    own = ck.config.get("vae")
+    if own and vae_generation(own) != vae_generation(vae.config["vae"]):
+        raise ModelFileError(vae.path, f"this VAE is of the {vae_generation(vae.config['vae'])} generation, but the "
+                                       f"checkpoint's own is {vae_generation(own)}: its latents would not decode")
+    if ck.vae is not None:
+        ck.notes.append(f"the checkpoint's VAE replaced by {vae.path}")
+    ck.vae = vae.vae
+    ck.config = {**ck.config, "vae": vae.config["vae"]}
 
 
 def companion_dtype(dtype) -> torch.dtype:

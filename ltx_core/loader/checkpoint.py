@@ -10,7 +10,9 @@ from ..model.video_vae import VideoVAE, VideoVAEConfig
 from . import detect, diffusers_format
 from .errors import ModelFileError
 from .file_kind import describe_foreign, foreign_kind
+from .gguf_file import GGUFFile, check_file, is_gguf, load_gguf_transformer
 from .precision import FP8, FP8_COMPUTE, dtype_chooser, fp8_eligible_keys, parse_dtype
+from .releases import resolve_release
 from .safetensors_file import SafetensorsFile, tensor_sources
 from .strict_load import load_strict
 
@@ -36,9 +38,19 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)
 
 
-def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None) -> Checkpoint:
-    """`dtype` is the transformer's weight dtype (fp8 means fp8 storage, bf16 compute); the VAE gets `vae_dtype`,
-    by default the same, or bf16 when the transformer is stored in fp8."""
+@dataclass(frozen=True)
+class Companion:
+    """What a file without a config cannot say itself: the release (`releases.RELEASE_CHOICES`; "auto" reads it
+    from the file name) and the config of the VAE that will decode for it, if it comes from another file."""
+
+    release: str = "auto"
+    vae_config: dict | None = None
+
+
+def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None, companion: Companion = Companion()
+                    ) -> Checkpoint:
+    """`dtype` is the transformer's weight dtype (fp8 means fp8 storage, bf16 compute; the compute dtype for a
+    GGUF file); the VAE gets `vae_dtype`, by default the same, or bf16 when the transformer is stored in fp8."""
     dtype = parse_dtype(dtype)
     vae_dtype = parse_dtype(vae_dtype) if vae_dtype is not None else (FP8_COMPUTE if dtype in FP8 else dtype)
     if vae_dtype in FP8:
@@ -46,8 +58,36 @@ def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None) -> 
     path = Path(path)
     if path.is_dir():
         return _load_diffusers_folder(path, device, dtype, vae_dtype)
+    if is_gguf(path):
+        return _load_gguf(path, device, dtype, companion)
     with SafetensorsFile(path) as f:
-        return _load_single_file(f, device, dtype, vae_dtype)
+        return _load_single_file(f, device, dtype, vae_dtype, companion)
+
+
+def _load_gguf(path: Path, device, dtype, companion: Companion) -> Checkpoint:
+    if dtype in FP8:
+        raise ModelFileError(path, "a GGUF model is quantized already: compute it in bfloat16, float16 or float32 "
+                                   "(not fp8)")
+    f = GGUFFile(path)
+    check_file(f)
+    configs, note = _release_configs(path, {k: f.shape(k) for k in f.keys()}, companion)
+    model = _meta_model(path, configs, "transformer", "transformer", TransformerConfig, Transformer3D)
+    load_gguf_transformer(f, model, dtype, device)
+    types = sorted({f.quant_type(k) for k in f.keys()})
+    return Checkpoint(path=str(path), transformer=model, vae=None, config=configs, config_source="release",
+                      notes=[note, f"GGUF tensors: {', '.join(types)}"])
+
+
+def _release_configs(path, shapes: dict, companion: Companion, vae_config: dict | None = None) -> tuple[dict, str]:
+    """Configs for a transformer without metadata: the architecture from `shapes`, the rest from its release."""
+    transformer = detect.transformer_config_from_shapes(shapes)
+    try:
+        release, note = resolve_release(companion.release, path, transformer["num_layers"],
+                                        vae_config or companion.vae_config)
+    except ValueError as e:
+        raise ModelFileError(path, str(e)) from None
+    transformer["causal_temporal_positioning"] = release.causal_temporal_positioning
+    return {"transformer": transformer, "vae": vae_config, "scheduler": release.scheduler}, note
 
 
 def _split_single_file(f: SafetensorsFile):
@@ -62,6 +102,12 @@ def _split_single_file(f: SafetensorsFile):
             vae[k[len(VAE_PREFIX):]] = (f, k)
         else:
             other.append(k)
+    if other and not transformer and not vae:  # one model saved with bare names (ComfyUI's diffusion_models, vae)
+        bare = {k: (f, k) for k in other}
+        if any(k.startswith("transformer_blocks.") for k in other):
+            transformer, other = bare, []
+        elif any(k.startswith(("encoder.", "decoder.")) for k in other):
+            vae, other = bare, []
     if not transformer and not vae:
         raise ModelFileError(f.path, describe_foreign(f.keys()))
     if other:
@@ -71,14 +117,18 @@ def _split_single_file(f: SafetensorsFile):
     return transformer, vae
 
 
-def _load_single_file(f: SafetensorsFile, device, dtype, vae_dtype) -> Checkpoint:
+def _load_single_file(f: SafetensorsFile, device, dtype, vae_dtype, companion: Companion) -> Checkpoint:
     transformer_src, vae_src = _split_single_file(f)
     vae_src = _official_vae_source(vae_src)
     configs = f.json_metadata("config")
     notes = []
     if configs is None:
-        configs = detect.configs_from_shapes({k: f.shape(key) for k, (_, key) in transformer_src.items()},
-                                             {k: f.shape(key) for k, (_, key) in vae_src.items()})
+        vae_cfg = detect.vae_config_from_shapes({k: f.shape(key) for k, (_, key) in vae_src.items()}) if vae_src else None
+        configs = {"vae": vae_cfg, "scheduler": detect.default_scheduler_config(vae_cfg)}
+        if transformer_src:
+            shapes = {k: f.shape(key) for k, (_, key) in transformer_src.items()}
+            configs, note = _release_configs(f.path, shapes, companion, vae_cfg)
+            notes.append(note)
         source = "detected"
         notes.append("no config in the file's metadata: the architecture was inferred from tensor names and shapes")
     else:

@@ -2,9 +2,9 @@
 
 Official files always carry their config; stripped or re-saved copies do not. Everything that shapes
 determine is read from them. What they cannot show is fixed to what the official releases use and
-listed here: attention heads (32 in every release), causal_temporal_positioning (on for the 48-layer
-13B, off otherwise), VAE padding mode ("zeros", the reference default), decoder causality (off),
-and a depth-to-space upsampler with a channel reduction being residual (as in 0.9.1 and later).
+listed here: attention heads (32 in every release), VAE padding mode ("zeros", the reference default),
+decoder causality (off), and a depth-to-space upsampler with a channel reduction being residual (as in
+0.9.1 and later). What depends on the release (causal time positions, the scheduler) is `releases`' part.
 """
 import re
 
@@ -39,7 +39,6 @@ def transformer_config_from_shapes(shapes: dict) -> dict:
         "standardization_norm": "rms_norm", "adaptive_norm": "single_scale_shift",
         "positional_embedding_type": "rope", "positional_embedding_theta": 10000.0,
         "positional_embedding_max_pos": [20, 2048, 2048], "timestep_scale_multiplier": 1000,
-        "causal_temporal_positioning": num_layers == 48,
     }
 
 
@@ -114,13 +113,3 @@ def default_scheduler_config(vae_config: dict | None) -> dict:
     blocks = (vae_config or {}).get("encoder_blocks") or []
     modern = any(str(b[0]).endswith("_res") for b in blocks)
     return dict(SCHEDULER_0_9_0, sampler="LinearQuadratic" if modern else "Uniform")
-
-
-def configs_from_shapes(transformer_shapes: dict, vae_shapes: dict) -> dict:
-    configs = {}
-    if transformer_shapes:
-        configs["transformer"] = transformer_config_from_shapes(transformer_shapes)
-    if vae_shapes:
-        configs["vae"] = vae_config_from_shapes(vae_shapes)
-    configs["scheduler"] = default_scheduler_config(configs.get("vae"))
-    return configs

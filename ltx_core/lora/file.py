@@ -161,19 +161,29 @@ def _shape_problems(patch: LayerPatch, module, param, roles) -> list[str]:
     if patch.down is not None and patch.up is not None:
         if not isinstance(module, Linear):
             return [f"{roles['down']}: a low-rank pair, but {patch.target} is not a linear layer"]
-        out_f, in_f = module.weight.shape
+        out_f, in_f = module.out_features, module.in_features  # a quantized layer's weight holds bytes
         d, u = tuple(patch.down.shape), tuple(patch.up.shape)
         if len(d) != 2 or len(u) != 2 or d[1] != in_f or u[0] != out_f or u[1] != d[0]:
             problems.append(f"{roles['down']}: down {d} / up {u} do not fit {patch.target} "
                             f"(weight {(out_f, in_f)}: down (rank, {in_f}), up ({out_f}, rank))")
-    weight = param if module is None else getattr(module, "weight", None)
-    bias = None if module is None else getattr(module, "bias", None)
-    for role, like in (("diff", weight), ("diff_b", bias)):
+    for role, want in (("diff", _weight_shape(module, param)), ("diff_b", _bias_shape(module))):
         t = getattr(patch, role)
-        if t is not None and (like is None or tuple(t.shape) != tuple(like.shape)):
-            want = "nothing to patch" if like is None else str(tuple(like.shape))
-            problems.append(f"{roles[role]}: shape {tuple(t.shape)}, but {patch.target} has {want}")
+        if t is not None and tuple(t.shape) != want:
+            problems.append(f"{roles[role]}: shape {tuple(t.shape)}, but {patch.target} has "
+                            f"{'nothing to patch' if want is None else want}")
     return problems
+
+
+def _weight_shape(module, param) -> tuple | None:
+    if isinstance(module, Linear):
+        return (module.out_features, module.in_features)
+    like = param if module is None else getattr(module, "weight", None)
+    return None if like is None else tuple(like.shape)
+
+
+def _bias_shape(module) -> tuple | None:
+    bias = getattr(module, "bias", None)
+    return None if bias is None else tuple(bias.shape)
 
 
 def _shape_message(problems: list[str], transformer) -> str:

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..quantization.gguf_dequant import dequantize
+
 # Activations are scaled so that their largest magnitude lands on the format's largest finite value.
 FP8_MAX = 448.0  # float8_e4m3fn
 # fp8 matmul kernels take the reduction and output widths in multiples of 16; other layers upcast.
@@ -66,10 +68,34 @@ class Linear(nn.Linear):
         if self.fp8_matmul and self._fp8_ready(x):
             out = fp8_linear(x, self.weight, self.bias)
         else:
-            out = F.linear(x, _cast(self.weight, x), _cast(self.bias, x))
+            out = F.linear(x, self.dense_weight(x), _cast(self.bias, x))
         return out if self.lora is None else out + self.lora(x)
+
+    def dense_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """The weight as a matmul with `x` takes it: on x's device, in x's dtype."""
+        return _cast(self.weight, x)
 
     def _fp8_ready(self, x: torch.Tensor) -> bool:
         w = self.weight
         return (w.dtype == torch.float8_e4m3fn and w.device == x.device and fp8_output_supported(x.device.type, x.dtype)
                 and w.shape[0] % FP8_ALIGN == 0 and w.shape[1] % FP8_ALIGN == 0)
+
+
+class QuantizedLinear(Linear):
+    """A Linear whose weight is kept as the quantized bytes of a GGUF file (`weight`: uint8, as stored) and
+    dequantized on the device, in the activations' dtype, right before each matmul: resident memory is the file's,
+    the arithmetic the compute dtype's. `quant_type` names the GGUF type; in/out_features give the real shape."""
+
+    quant_type = "Q8_0"
+
+    def dense_weight(self, x: torch.Tensor) -> torch.Tensor:
+        raw = self.weight if self.weight.device == x.device else self.weight.to(x.device, non_blocking=True)
+        return dequantize(raw, self.quant_type, (self.out_features, self.in_features), x.dtype)
+
+
+def quantize_layer(layer: Linear, raw: torch.Tensor, quant_type: str) -> QuantizedLinear:
+    """Turn `layer` into a QuantizedLinear holding `raw` (the weight's GGUF bytes) in place."""
+    layer.__class__ = QuantizedLinear
+    layer.quant_type = quant_type
+    layer.weight = nn.Parameter(raw, requires_grad=False)
+    return layer

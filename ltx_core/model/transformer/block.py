@@ -86,8 +86,8 @@ class FeedForward(nn.Module):
         step = -(-rows // -(-rows // step))  # equal slices
         flat = x.reshape(rows, x.shape[-1])
         out = x.new_empty(rows, down.out_features)
-        w1, b1 = _cast(up.proj.weight, x), _cast(up.proj.bias, x)
-        w2, b2 = _cast(down.weight, x), _cast(down.bias, x)
+        w1, b1 = up.proj.dense_weight(x), _cast(up.proj.bias, x)
+        w2, b2 = down.dense_weight(x), _cast(down.bias, x)
         hidden = x.new_empty(step, width)
         scratch = x.new_empty(step, width) if _fast_gelu(x, up.approximate) else None
         for start in range(0, rows, step):
