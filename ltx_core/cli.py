@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import (DEFAULT_FRAME_RATE, DEFAULT_HEIGHT, DEFAULT_NEGATIVE_PROMPT, DEFAULT_NUM_FRAMES,
                DEFAULT_PIPELINE_CONFIG, DEFAULT_SEED, DEFAULT_WIDTH, HF_REPO, HF_URL, IMAGE_COND_NOISE_SCALE,
-               T5_SOURCES, WEIGHT_DTYPES)
+               RELEASE_CHOICES, T5_SOURCES, WEIGHT_DTYPES)
 
 class UsageError(Exception):
     """A problem with the user's arguments or files: reported as one line, exit code 2."""
@@ -67,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with float8_e4m3fn weights (--dtype, or an -fp8 config): multiply in fp8 (torch._scaled_mm; "
                         "fast on Ada/Hopper GPUs) instead of upcasting each layer to bf16; results differ by about "
                         "as much as fp8 storage itself")
+    _add_conditioning_arguments(g)
+    _add_model_file_arguments(g)
+    g.add_argument("--num_inference_steps", type=int, default=None, help="override the config's step count")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, mps (default: cuda when available)")
+    g.add_argument("--dtype", default=None, choices=WEIGHT_DTYPES,
+                   help="model weights dtype (default: from the config's precision)")
+    g.add_argument("--output_latents", default=None, metavar="FILE.safetensors",
+                   help="also save the final latents (tensor 'latents') to this file")
+    return p
+
+
+def _add_conditioning_arguments(g) -> None:
+    """Media to condition on, LoRAs and an IC-LoRA's control video."""
     g.add_argument("--input_media_path", default=None, help="video (or image) to modify (video-to-video)")
     g.add_argument("--image_cond_noise_scale", type=float, default=IMAGE_COND_NOISE_SCALE)
     g.add_argument("--conditioning_media_paths", nargs="+", default=None, metavar="PATH",
@@ -84,19 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an IC-LoRA control video (depth, pose or edges; apply the IC-LoRA with --lora_paths)")
     g.add_argument("--control_strength", type=float, default=1.0,
                    help="in [0,1]: 1.0 shows the control to the model exactly, lower values through noise")
+
+
+def _add_model_file_arguments(g) -> None:
+    """Where the model files are, and what a file without a config cannot say."""
     g.add_argument("--checkpoint_path", default=None,
                    help="the model .safetensors (default: the config's checkpoint_path, looked up as given)")
+    g.add_argument("--vae_path", default=None, metavar="PATH",
+                   help="a VAE .safetensors for a transformer-only --checkpoint_path (a GGUF file, e.g. with "
+                        "LTX-Video-VAE-BF16.safetensors); with a full checkpoint it replaces the checkpoint's VAE")
+    g.add_argument("--model_release", default="auto", choices=RELEASE_CHOICES,
+                   help="the release of a checkpoint without a config (GGUF, transformer-only): auto reads it from "
+                        "the file name")
     g.add_argument("--text_encoder_path", default=None, help=f"a T5-XXL encoder: {T5_SOURCES}")
     g.add_argument("--spatial_upscaler_model_path", default=None,
                    help="latent upsampler for multi-scale configs (default: the config's, looked up as given and "
                         "next to the checkpoint)")
-    g.add_argument("--num_inference_steps", type=int, default=None, help="override the config's step count")
-    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, mps (default: cuda when available)")
-    g.add_argument("--dtype", default=None, choices=WEIGHT_DTYPES,
-                   help="model weights dtype (default: from the config's precision)")
-    g.add_argument("--output_latents", default=None, metavar="FILE.safetensors",
-                   help="also save the final latents (tensor 'latents') to this file")
-    return p
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -193,11 +209,25 @@ def _find_model_file(given, config_value, search_dirs, what, flag, missing_hint)
     raise UsageError(f"no {what}: pass {flag} ({missing_hint})")
 
 
+def _holds_vae(path) -> bool:
+    from . import ModelFileError, holds_vae
+
+    try:
+        return holds_vae(path)
+    except ModelFileError:  # an unreadable file: loading it reports that, in one line
+        return True
+
+
 def _resolve_models(a, cfg, config_dir):
     ck = _find_model_file(
         a.checkpoint_path, cfg.get("checkpoint_path"), [config_dir, os.getcwd()], "checkpoint", "--checkpoint_path",
         f"download the official file{' ' + repr(Path(str(cfg['checkpoint_path'])).name) if cfg.get('checkpoint_path') else ''} "
         f"from {HF_URL} (Hugging Face repo {HF_REPO}) into a folder of your choice")
+    if a.vae_path and not Path(a.vae_path).expanduser().is_file():
+        raise UsageError(f"--vae_path not found: {a.vae_path}")
+    if not a.vae_path and not _holds_vae(ck):
+        raise UsageError(f"{ck} holds only the transformer (no VAE): give its VAE with --vae_path (e.g. "
+                         "LTX-Video-VAE-BF16.safetensors), or use a full checkpoint")
     te_cfg = cfg.get("text_encoder_model_name_or_path")
     te_cfg = te_cfg if te_cfg and Path(str(te_cfg)).expanduser().exists() else None  # a hub id is no local file
     te = _find_model_file(a.text_encoder_path, te_cfg, [], "text encoder", "--text_encoder_path",
@@ -349,14 +379,16 @@ def _load(a, prep, device):
 
     dtype = prep["dtype"]
     options = LoadOptions(dtype=dtype, device="cpu" if a.offload_to_cpu else device, compute_device=device,
-                          fp8_matmul=a.fp8_matmul, compile=a.compile)
+                          fp8_matmul=a.fp8_matmul, compile=a.compile, release=a.model_release)
     try:
         options.check()  # before minutes of loading
         _log(f"loading text encoder {prep['text_encoder']}")
         text = encode_prompts(load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype), a.prompt,
                               a.negative_prompt)
         _log(f"loading checkpoint {prep['checkpoint']}")
-        ck = load_video_model(str(prep["checkpoint"]), options)
+        ck = load_video_model(str(prep["checkpoint"]), options, vae_path=a.vae_path and Path(a.vae_path).expanduser())
+        for note in ck.notes:
+            _log(note)
         loras = [LoraUse(read_lora(Path(path).expanduser(), ck.transformer), s) for path, s in prep["loras"]]
         for use in loras:
             _log(f"LoRA {use.lora.summary()} (strength {use.strength})")

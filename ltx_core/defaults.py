@@ -31,3 +31,7 @@ HF_URL = f"https://huggingface.co/{HF_REPO}"
 T5_SOURCES = ("ComfyUI's t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors (Hugging Face repo "
               "comfyanonymous/flux_text_encoders), a Hugging Face T5 folder, or the text_encoder/ + tokenizer/ "
               "folders of Hugging Face repo PixArt-alpha/PixArt-XL-2-1024-MS, which the official configs name")
+
+# Releases a file without a config can be declared as (`loader.releases` holds what each implies); "auto" reads the
+# release from the file name.
+RELEASE_CHOICES = ("auto", "0.9", "0.9.1", "0.9.5", "0.9.6", "0.9.7", "0.9.8")

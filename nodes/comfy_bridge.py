@@ -3,7 +3,7 @@ ModelPatcher), progress bars and latent previews (comfy.utils, latent_preview), 
 
 Outside ComfyUI (tests, scripts) every function has a stand-in: model folders come from `set_model_folder` /
 `set_models_root` (or the LTXV_STACK_MODELS environment variable: <root>/checkpoints, <root>/text_encoders,
-<root>/latent_upscale_models, <root>/loras), everything runs on the CPU in float32, progress goes to `PROGRESS_LISTENERS`, and
+<root>/latent_upscale_models, <root>/loras, ...), everything runs on the CPU in float32, progress goes to `PROGRESS_LISTENERS`, and
 `request_interrupt()` stops a running node the way ComfyUI's "Cancel" does.
 """
 from __future__ import annotations
@@ -42,7 +42,9 @@ CHECKPOINTS = "checkpoints"
 TEXT_ENCODERS = "text_encoders"
 LATENT_UPSCALE_MODELS = "latent_upscale_models"
 LORAS = "loras"
-MODEL_FOLDERS = (CHECKPOINTS, TEXT_ENCODERS, LATENT_UPSCALE_MODELS, LORAS)
+DIFFUSION_MODELS = "diffusion_models"  # ComfyUI also serves its old name, "unet", from it
+VAES = "vae"
+MODEL_FOLDERS = (CHECKPOINTS, TEXT_ENCODERS, LATENT_UPSCALE_MODELS, LORAS, DIFFUSION_MODELS, VAES)
 # ltx_core reads safetensors only (pickled formats can run code when loaded).
 WEIGHT_EXTENSIONS = (".safetensors", ".sft")
 
@@ -67,7 +69,7 @@ def set_model_folder(folder: str, paths: Iterable) -> None:
 
 
 def set_models_root(root) -> None:
-    """Stand-in only: <root>/checkpoints, <root>/text_encoders, <root>/latent_upscale_models, <root>/loras."""
+    """Stand-in only: <root>/<folder> for each of MODEL_FOLDERS."""
     for folder in MODEL_FOLDERS:
         set_model_folder(folder, [Path(root) / folder])
 
@@ -95,23 +97,15 @@ def folder_dirs(folder: str) -> list[Path]:
     return list(_standin_folders[folder])
 
 
-def _is_weight_file(name: str) -> bool:
-    return name.lower().endswith(WEIGHT_EXTENSIONS)
-
-
-def list_model_files(folder: str) -> list[str]:
-    """Weight files of a model folder, as names relative to it ('/'-separated, subfolders included)."""
-    if IN_COMFYUI:
-        try:
-            names = folder_paths.get_filename_list(folder)
-        except Exception:
-            names = []
-        return sorted(n.replace(os.sep, "/") for n in names if _is_weight_file(n))
+def list_model_files(folder: str, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS) -> list[str]:
+    """Weight files of a model folder, as names relative to it ('/'-separated, subfolders included). The folders
+    are walked here rather than through ComfyUI's file list, which only knows the extensions ComfyUI loads itself
+    (not .gguf)."""
     out = set()
     for d in folder_dirs(folder):
         if d.is_dir():
             for p in d.rglob("*"):
-                if p.is_file() and _is_weight_file(p.name):
+                if p.is_file() and p.name.lower().endswith(extensions):
                     out.add(p.relative_to(d).as_posix())
     return sorted(out)
 

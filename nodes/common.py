@@ -103,6 +103,17 @@ class SamplerSettings:
     config: dict = field(default_factory=dict)
 
 
+def file_choices(names) -> list[str]:
+    """A combo's options from file names. An empty combo cannot be shown; a placeholder keeps the node usable and
+    fails with a clear message."""
+    return list(names) or ["(no files found)"]
+
+
+def dtype_choice(choice: str, kind: str):
+    """A dtype input's value: "default" is ComfyUI's choice for that kind of model ("diffusion", "vae", ...)."""
+    return bridge.default_dtype(kind) if choice == "default" else choice
+
+
 def check_image(image, what: str = "image") -> torch.Tensor:
     """A ComfyUI IMAGE: (frames, H, W, 3) float in [0, 1]. ValueError saying what was connected otherwise."""
     if not isinstance(image, torch.Tensor):

@@ -24,6 +24,8 @@ from .common import (
     TextEncoderHandle,
     UpscalerHandle,
     VAEHandle,
+    dtype_choice,
+    file_choices,
     node_error,
 )
 
@@ -38,10 +40,6 @@ CHECKPOINT_DTYPES = ("default", "bfloat16", "float32", "float16", "float8_e4m3fn
 TEXT_ENCODER_DTYPES = ("default", "bfloat16", "float32", "float16", "float8_e4m3fn")
 UPSAMPLER_DTYPES = ("default", "bfloat16", "float32", "float16")
 
-
-def _options(names):
-    # An empty combo cannot be shown; a placeholder keeps the node usable and fails with a clear message.
-    return list(names) or ["(no files found)"]
 
 
 def _is_t5_folder(p) -> bool:
@@ -63,9 +61,6 @@ def upsampler_names():
     return list(bridge.list_model_files(bridge.LATENT_UPSCALE_MODELS))
 
 
-def _dtype(choice: str, kind: str):
-    return bridge.default_dtype(kind) if choice == "default" else choice
-
 
 class CheckpointLoader:
     DESCRIPTION = ("Loads an official LTX-Video checkpoint (transformer and VAE in one .safetensors file, e.g. "
@@ -81,7 +76,7 @@ class CheckpointLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "ckpt_name": (_options(checkpoint_names()), {
+            "ckpt_name": (file_choices(checkpoint_names()), {
                 "tooltip": f"An official LTX-Video checkpoint in models/checkpoints ({HF_LTXV})."}),
             "weight_dtype": (list(CHECKPOINT_DTYPES), {
                 "default": "default",
@@ -103,7 +98,7 @@ class CheckpointLoader:
         node = "LTX-Video Checkpoint Loader"
         path = bridge.resolve_model(bridge.CHECKPOINTS, ckpt_name, "checkpoint", f"Download it from {HF_LTXV}.")
         load_device, offload = bridge.devices("diffusion")
-        options = LoadOptions(dtype=_dtype(weight_dtype, "diffusion"), device=offload, compute_device=load_device,
+        options = LoadOptions(dtype=dtype_choice(weight_dtype, "diffusion"), device=offload, compute_device=load_device,
                               vae_dtype=bridge.default_dtype("vae") if weight_dtype == "default" else None,
                               fp8_matmul=bool(fp8_matmul), compile=bool(compile))
         try:
@@ -131,7 +126,7 @@ class TextEncoderLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "text_encoder_name": (_options(text_encoder_names()), {
+            "text_encoder_name": (file_choices(text_encoder_names()), {
                 "tooltip": f"T5 v1.1 XXL in models/text_encoders: t5xxl_fp16.safetensors or an fp8 variant "
                            f"({HF_T5}), or a T5 folder (shown with a trailing /)."}),
             "dtype": (list(TEXT_ENCODER_DTYPES), {
@@ -146,7 +141,7 @@ class TextEncoderLoader:
                                     f"Download t5xxl_fp16.safetensors ({HF_T5}).")
         _, offload = bridge.devices("text_encoder")
         try:
-            te = load_text_encoder(path, device=offload, dtype=_dtype(dtype, "text_encoder"),
+            te = load_text_encoder(path, device=offload, dtype=dtype_choice(dtype, "text_encoder"),
                                    tokenizer_dirs=bridge.tokenizer_dirs())
         except ValueError as e:
             raise node_error(node, e) from None
@@ -166,7 +161,7 @@ class UpsamplerLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "upscale_model_name": (_options(upsampler_names()), {
+            "upscale_model_name": (file_choices(upsampler_names()), {
                 "tooltip": f"A latent upsampler in models/latent_upscale_models ({HF_LTXV}): spatial for the "
                            "multi-scale recipes, temporal to double the frame count."}),
             "dtype": (list(UPSAMPLER_DTYPES), {
@@ -181,7 +176,7 @@ class UpsamplerLoader:
                                     f"Download it from {HF_LTXV}.")
         _, offload = bridge.devices("vae")
         try:
-            up = load_upsampler(path, device=offload, dtype=_dtype(dtype, "vae"))
+            up = load_upsampler(path, device=offload, dtype=dtype_choice(dtype, "vae"))
         except ValueError as e:
             raise node_error(node, e) from None
         return (UpscalerHandle(upscale_model_name, bridge.ManagedModel(up, "vae", upscale_model_name)),)

@@ -100,6 +100,8 @@ def _bad_cases(tmp_path, models):
     save_file({"transformer.transformer_blocks.0.attn1.to_q.lora_A.weight": torch.zeros(2, 8),
                "transformer.transformer_blocks.0.attn1.to_q.lora_B.weight": torch.zeros(8, 2)}, lora)
     (tmp_path / "lora.pt").write_bytes(b"pickle")
+    gguf_file = tmp_path / "ltxv-2b-Q4_0.gguf"
+    gguf_file.write_bytes(b"")
     ltx2 = str(tmp_path / "ltx2.safetensors")
     save_file({"diffusion_model.transformer_blocks.0.audio_attn1.to_q.lora_A.weight": torch.zeros(2, 8),
                "diffusion_model.transformer_blocks.0.audio_attn1.to_q.lora_B.weight": torch.zeros(8, 2)}, ltx2)
@@ -155,6 +157,10 @@ def _bad_cases(tmp_path, models):
         "control strength": (base + ["--lora_paths", lora, "--control_video_path", clip, "--control_strength", "2"],
                              "--control_strength must be between 0 and 1, got 2.0"),
         "missing control video": (base + ["--control_video_path", str(tmp_path / "nope.mp4")], "nope.mp4"),
+        "gguf without vae": (base[:5] + ["--checkpoint_path", str(gguf_file)] + base[7:],
+                             "holds only the transformer (no VAE): give its VAE with --vae_path"),
+        "missing vae": (base + ["--vae_path", str(tmp_path / "vae.safetensors")], "--vae_path not found"),
+        "unknown release": (base + ["--model_release", "0.9.9"], "--model_release"),
     }
 
 
@@ -524,3 +530,42 @@ def test_cli_a_lora_for_another_model_is_one_line(tiny_files, tmp_path, capsys, 
     assert rc == 2 and sum(line.startswith("error") for line in lines) == 1
     assert lines[-1].startswith(f"error: {lora}: {expect}")
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_cli_gguf_with_a_vae_file_equals_the_python_api(tiny_files, tmp_path, capsys):
+    _real_generate()
+    import tiny_gguf
+    import tiny_transformer
+    import tiny_vae
+    from ltx_core import (GenerationRequest, LoadOptions, Models, PipelineConfig, TextConditioning, generate,
+                          load_pipeline_config, load_text_encoder, load_video_model)
+
+    te = load_text_encoder(str(tiny_files["text_encoder"]), device="cpu", dtype=torch.float32)
+    ref, _ = tiny_transformer.tiny_reference("2b", num_attention_heads=32, attention_head_dim=8, cross_attention_dim=256,
+                                             caption_channels=te.model.config.d_model)
+    model = tmp_path / "ltxv-2b-0.9.6-distilled-Q5_1.gguf"
+    tiny_gguf.write_gguf(model, ref.state_dict(), "Q5_1")
+    _, v_cfg, v_sd = tiny_vae.tiny_vae("0.9.5")
+    vae = tmp_path / "vae.safetensors"
+    save_file({f"vae.{k}": v.contiguous() for k, v in v_sd.items()}, str(vae),
+              metadata={"config": json.dumps({"vae": v_cfg})})
+    lat = tmp_path / "l.safetensors"
+    argv = ["generate", "--prompt", "a tiny fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(model), "--vae_path", str(vae), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", "32", "--width", "64", "--num_frames", "9", "--num_inference_steps", "2", "--device", "cpu",
+            "--dtype", "float32", "--output_path", str(tmp_path / "v.mp4"), "--output_latents", str(lat)]
+    rc, lines = _run_main(capsys, argv)
+    assert rc == 0, lines
+    assert any("release 0.9.6 (from the file name)" in x for x in lines)
+    frames, _ = read_video_frames(tmp_path / "v.mp4")
+    assert frames.shape == (9, 32, 64, 3)
+
+    pe, pm = te.encode(["a tiny fox"])
+    ne, nm = te.encode([cli.DEFAULT_NEGATIVE_PROMPT])
+    ck = load_video_model(model, LoadOptions(dtype=torch.float32), vae_path=vae)
+    with torch.no_grad():
+        res = generate(Models.from_checkpoint(ck), PipelineConfig.from_dict(load_pipeline_config("ltxv-2b-0.9.6-distilled")),
+                       TextConditioning(pe, pm, ne, nm),
+                       GenerationRequest(height=32, width=64, num_frames=9, frame_rate=cli.DEFAULT_FRAME_RATE,
+                                         seed=cli.DEFAULT_SEED, num_inference_steps=2, output="latents"))
+    torch.testing.assert_close(load_file(str(lat))["latents"], res.latents, rtol=1e-5, atol=1e-6)

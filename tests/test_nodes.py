@@ -10,6 +10,7 @@ node runs on tiny models written in the official file formats.
 - bad inputs give messages that say what to change; interruption stops a run.
 """
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +22,9 @@ from safetensors.torch import save_file
 pytest.importorskip("ltx_video")  # the tiny-model factories build the official models
 
 import official_files as of  # noqa: E402
+import tiny_gguf  # noqa: E402
+import tiny_transformer  # noqa: E402
+import tiny_vae  # noqa: E402
 import tiny_t5  # noqa: E402
 import tiny_upsampler  # noqa: E402
 
@@ -49,7 +53,7 @@ def run(node_id, **kwargs):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, t5_tokenizer_dir):
     root = tmp_path_factory.mktemp("models")
-    for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras"):
+    for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras", "diffusion_models", "vae"):
         (root / d).mkdir()
     te_model = tiny_t5.tiny_t5()
     tiny_t5.save_single(tiny_t5.encoder_state(te_model, torch.float32), root / "text_encoders" / "t5-tiny.safetensors")
@@ -95,7 +99,7 @@ def image(frames=1, h=80, w=120, seed=0):
 
 
 def test_registration_contract():
-    assert len(nodes) == 12 and set(nodes) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
+    assert len(nodes) == 14 and set(nodes) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
     for node_id, cls in nodes.items():
         assert node_id.startswith("LTXVStack") and node_id not in CORE_LTXV_IDS
         assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_id].startswith("LTX-Video ")
@@ -322,6 +326,62 @@ def test_control_video_node(models):
         sample(models, conditioning=late, num_frames=17)
 
 
+def _gguf_files(models):
+    """A tiny 32-head transformer (GGUF files carry no head count) as GGUF, and a VAE file beside it."""
+    root = models["root"]
+    caption = models["cond"].embeds.shape[-1]
+    ref, _ = tiny_transformer.tiny_reference("2b", num_attention_heads=32, attention_head_dim=8,
+                                             cross_attention_dim=256, caption_channels=caption)
+    tiny_gguf.write_gguf(root / "diffusion_models" / "ltxv-2b-0.9.6-dev-Q8_0.gguf", ref.state_dict(), "Q8_0")
+    _, cfg, sd = tiny_vae.tiny_vae("0.9.5")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(root / "vae" / "LTX-Video-VAE.safetensors"),
+              metadata={"config": json.dumps({"vae": cfg})})
+
+
+def test_gguf_model_and_vae_loaders(models):
+    _gguf_files(models)
+    assert "ltxv-2b-0.9.6-dev-Q8_0.gguf" in nodes["LTXVStackModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
+    (vae,) = run("LTXVStackVAELoader", vae_name="LTX-Video-VAE.safetensors", dtype="default")
+    (model,) = run("LTXVStackModelLoader", model_name="ltxv-2b-0.9.6-dev-Q8_0.gguf", vae=vae, release="auto",
+                   weight_dtype="default")
+    assert model.vae is vae and model.scheduler_config["sampler"] == "LinearQuadratic"
+    latent = sample(models, model=model, steps=2)
+    assert latent["samples"].shape == (1, 128, 2, H // 32, W // 32)
+    assert decode(models, latent, vae=vae).shape == (F, H, W, 3)
+    # the same run as one ltx_core call on the same files
+    root = models["root"]
+    ck = core.load_video_model(root / "diffusion_models" / "ltxv-2b-0.9.6-dev-Q8_0.gguf",
+                               core.LoadOptions(dtype="float32"), vae_path=root / "vae" / "LTX-Video-VAE.safetensors")
+    cfg = core.presets.load_pipeline_config("ltxv-2b-0.9.6-distilled")
+    request = core.GenerationRequest(height=H, width=W, num_frames=F, frame_rate=FPS, seed=7, num_inference_steps=2)
+    ref = core.generate(core.Models.from_checkpoint(ck), cfg, models["cond"].text, request)
+    torch.testing.assert_close(latent["samples"], ref.latents)
+
+
+def test_part_loaders_refuse_the_wrong_kind_of_file(models):
+    _gguf_files(models)
+    shutil.copy(models["root"] / "checkpoints" / "tiny-ltxv.safetensors", models["root"] / "vae" / "full.safetensors")
+    shutil.copy(models["root"] / "checkpoints" / "tiny-ltxv.safetensors",
+                models["root"] / "diffusion_models" / "full.safetensors")
+    (vae,) = run("LTXVStackVAELoader", vae_name="LTX-Video-VAE.safetensors", dtype="default")
+    with pytest.raises(ValueError, match=r"LTX-Video VAE Loader: .*full.safetensors: this file holds a whole model"):
+        run("LTXVStackVAELoader", vae_name="full.safetensors", dtype="default")
+    with pytest.raises(ValueError, match=r"LTX-Video Model Loader: full.safetensors is a whole checkpoint .*"
+                                         r"Checkpoint Loader"):
+        run("LTXVStackModelLoader", model_name="full.safetensors", vae=vae, release="auto", weight_dtype="default")
+    with pytest.raises(ValueError, match=r"Model Loader: .*a GGUF model is quantized already"):
+        run("LTXVStackModelLoader", model_name="ltxv-2b-0.9.6-dev-Q8_0.gguf", vae=vae, release="auto",
+            weight_dtype="float8_e4m3fn")
+    _, cfg, sd = tiny_vae.tiny_vae("0.9.0")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(models["root"] / "vae" / "ltx-video-0.9-vae.safetensors"),
+              metadata={"config": json.dumps({"vae": cfg})})
+    (old_vae,) = run("LTXVStackVAELoader", vae_name="ltx-video-0.9-vae.safetensors", dtype="default")
+    with pytest.raises(ValueError, match=r"Model Loader: .*Q8_0.gguf: the VAE given with it is of the 0.9.0 generation, "
+                                         r"but LTX-Video 0.9.6 models decode with the 0.9.5\+ VAE"):
+        run("LTXVStackModelLoader", model_name="ltxv-2b-0.9.6-dev-Q8_0.gguf", vae=old_vae, release="auto",
+            weight_dtype="default")
+
+
 def test_add_image_rejects_wrong_inputs(models):
     add = dict(conditioning=models["cond"], frame_index=0, strength=1.0, crf=29, blur=True)
     with pytest.raises(ValueError, match="MASK"):
@@ -449,7 +509,6 @@ def _fake_comfyui(monkeypatch, tmp_path):
     fp.supported_pt_extensions = {".safetensors", ".ckpt"}
     fp.folder_names_and_paths = {"checkpoints": ([str(tmp_path / "checkpoints")], fp.supported_pt_extensions)}
     fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
-    fp.get_filename_list = lambda name: ["a.safetensors", "old.ckpt", "sub/b.safetensors"]
 
     mm = types.ModuleType("comfy.model_management")
 
@@ -546,9 +605,12 @@ def test_bridge_inside_comfyui(monkeypatch, tmp_path):
     b.register_model_folders()
     paths, exts = fp.folder_names_and_paths["latent_upscale_models"]
     assert paths == [str(tmp_path / "latent_upscale_models")] and ".safetensors" in exts
-    assert b.list_model_files("checkpoints") == ["a.safetensors", "sub/b.safetensors"]  # no pickled files
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "a.safetensors").write_bytes(b"")
+    for name in ("a.safetensors", "old.ckpt", "sub/b.safetensors", "q.gguf"):
+        (tmp_path / "checkpoints" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    # ComfyUI's own folder paths, walked here: no pickled files; .gguf where asked for
+    assert b.list_model_files("checkpoints") == ["a.safetensors", "sub/b.safetensors"]
+    assert b.list_model_files("checkpoints", (".gguf",)) == ["q.gguf"]
     assert b.resolve_model("checkpoints", "a.safetensors", "checkpoint") == tmp_path / "checkpoints" / "a.safetensors"
     assert b.default_dtype("diffusion") == torch.float32  # the CPU, whatever bf16 support says
 

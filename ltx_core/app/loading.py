@@ -3,10 +3,11 @@ are refused before any weight is read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from ..loader.checkpoint import Checkpoint, Companion, load_checkpoint
+from ..loader.checkpoint import Checkpoint, Companion, holds_vae, load_checkpoint
 from ..loader.errors import ModelFileError
 from ..loader.releases import RELEASE_CHOICES, vae_generation
 from ..loader.vae_file import load_vae_file
@@ -56,18 +57,29 @@ def load_video_model(path, options: LoadOptions, vae_path=None) -> Checkpoint:
     """A transformer with its VAE, options applied: from one checkpoint, or a transformer-only file (GGUF or
     safetensors) with the VAE from `vae_path` (which also replaces a checkpoint's own VAE)."""
     options.check()
+    if vae_path is None and Path(path).exists() and not holds_vae(path):
+        raise ModelFileError(path, "holds only the transformer, no VAE: give the VAE file with it (the VAE loader, "
+                                   "--vae_path), or pick a full LTX-Video checkpoint")
     vae = None
     if vae_path is not None:
         vae = load_vae_file(vae_path, device=options.device, dtype=companion_dtype(options.vae_dtype or options.dtype))
+    ck = load_model_file(path, options, vae and vae.vae.config)
+    if vae is not None:
+        check_vae_fits(ck, vae.vae.config, vae.path)
+        if ck.vae is not None:
+            ck.notes.append(f"the checkpoint's VAE replaced by {vae.path}")
+        ck.vae, ck.config = vae.vae, {**ck.config, "vae": vae.config["vae"]}
+    return ck
+
+
+def load_model_file(path, options: LoadOptions, vae_config=None) -> Checkpoint:
+    """The transformer of a checkpoint or a transformer-only file (with the checkpoint's VAE if it has one), its
+    options applied. `vae_config`: the VAE that will decode for it, which tells a file without a config its release."""
+    options.check()
     ck = load_checkpoint(path, device=options.device, dtype=options.dtype, vae_dtype=options.vae_dtype,
-                         companion=Companion(options.release, vae and vae.config["vae"]))
+                         companion=Companion(options.release, vae_config))
     if ck.transformer is None:
         raise ModelFileError(path, "holds only a VAE, no transformer; pick a full LTX-Video checkpoint")
-    if vae is not None:
-        _replace_vae(ck, vae)
-    if ck.vae is None:
-        raise ModelFileError(path, "holds only the transformer, no VAE: give the VAE file with it (the VAE loader, "
-                                   "--vae_path), or pick a full LTX-Video checkpoint")
     if options.fp8_matmul:
         ck.transformer.use_fp8_matmul()
     if options.compile:
@@ -75,15 +87,13 @@ def load_video_model(path, options: LoadOptions, vae_path=None) -> Checkpoint:
     return ck
 
 
-def _replace_vae(ck: Checkpoint, vae: Checkpoint) -> None:
+def check_vae_fits(ck: Checkpoint, vae_config, vae_name) -> None:
+    """A VAE from another file must be of the generation the model's own config names, where it names one."""
     own = ck.config.get("vae")
-    if own and vae_generation(own) != vae_generation(vae.config["vae"]):
-        raise ModelFileError(vae.path, f"this VAE is of the {vae_generation(vae.config['vae'])} generation, but the "
-                                       f"checkpoint's own is {vae_generation(own)}: its latents would not decode")
-    if ck.vae is not None:
-        ck.notes.append(f"the checkpoint's VAE replaced by {vae.path}")
-    ck.vae = vae.vae
-    ck.config = {**ck.config, "vae": vae.config["vae"]}
+    if own and vae_generation(own) != vae_generation(vae_config):
+        raise ModelFileError(vae_name, f"this VAE is of the {vae_generation(vae_config)} generation, but "
+                                       f"{Path(ck.path).name} goes with the {vae_generation(own)} VAE: its latents "
+                                       "would not decode")
 
 
 def companion_dtype(dtype) -> torch.dtype:

@@ -44,7 +44,7 @@ class Companion:
     from the file name) and the config of the VAE that will decode for it, if it comes from another file."""
 
     release: str = "auto"
-    vae_config: dict | None = None
+    vae_config: object = None  # a dict or a VideoVAEConfig
 
 
 def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None, companion: Companion = Companion()
@@ -62,6 +62,17 @@ def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None, com
         return _load_gguf(path, device, dtype, companion)
     with SafetensorsFile(path) as f:
         return _load_single_file(f, device, dtype, vae_dtype, companion)
+
+
+def holds_vae(path) -> bool:
+    """Whether a model file (or diffusers folder) has a VAE, from its names alone: nothing is loaded."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "vae").is_dir()
+    if is_gguf(path) or not path.is_file():
+        return False
+    with SafetensorsFile(path) as f:
+        return any(k.startswith((VAE_PREFIX, "encoder.", "decoder.")) for k in f.keys())
 
 
 def _load_gguf(path: Path, device, dtype, companion: Companion) -> Checkpoint:

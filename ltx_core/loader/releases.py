@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..defaults import RELEASE_CHOICES
+from ..model.video_vae import VideoVAEConfig
 from .detect import SCHEDULER_0_9_0
 
 # VAE generations: the latent spaces differ, so a model decodes only with its own.
@@ -37,7 +39,8 @@ RELEASES = {r.name: r for r in (
     Release("0.9.7", True, "LinearQuadratic", VAE_0_9_5),
     Release("0.9.8", True, "LinearQuadratic", VAE_0_9_5),
 )}
-RELEASE_CHOICES = ("auto", *RELEASES)
+if tuple(RELEASES) != RELEASE_CHOICES[1:]:
+    raise AssertionError("defaults.RELEASE_CHOICES and releases.RELEASES list different releases")
 # Newest first: "0.9.8" must not be read as "0.9".
 _NAME_PATTERNS = [(name, re.compile(r"(?<![\d.])(?:v?" + re.escape(name) + r"|0" + name[2:].replace(".", "")
                                     + r")(?![\d])")) for name in sorted(RELEASES, key=len, reverse=True)]
@@ -52,7 +55,7 @@ def release_from_name(path) -> str | None:
     return None
 
 
-def resolve_release(choice: str, path, num_layers: int, vae_config: dict | None = None) -> tuple[Release, str]:
+def resolve_release(choice: str, path, num_layers: int, vae_config=None) -> tuple[Release, str]:
     """(release, how it was chosen: for the log) for a model file without a config. `vae_config`: the VAE that
     goes with it, if known; a release chosen or named that needs another VAE generation is a ValueError."""
     if choice not in RELEASE_CHOICES:
@@ -81,9 +84,10 @@ def _guess(num_layers: int, generation: str | None) -> str:
     return "0.9.6" if generation else "0.9"
 
 
-def vae_generation(vae_config: dict) -> str:
-    """Which generation a VAE config is: the 0.9.5+ encoders use `*_res` blocks, 0.9.1 added the decoder's
-    timestep conditioning."""
-    if any(str(b[0]).endswith("_res") for b in vae_config.get("encoder_blocks") or []):
+def vae_generation(vae_config) -> str:
+    """Which generation a VAE is (its config, as a dict or a VideoVAEConfig): the 0.9.5+ encoders use `*_res`
+    blocks, 0.9.1 added the decoder's timestep conditioning."""
+    cfg = vae_config if isinstance(vae_config, VideoVAEConfig) else VideoVAEConfig.from_dict(vae_config)
+    if any(b.name.endswith("_res") for b in cfg.encoder_blocks):
         return VAE_0_9_5
-    return VAE_0_9_1 if vae_config.get("timestep_conditioning") else VAE_0_9_0
+    return VAE_0_9_1 if cfg.timestep_conditioning else VAE_0_9_0
