@@ -102,7 +102,8 @@ def _add_conditioning_arguments(g) -> None:
 def _add_model_file_arguments(g) -> None:
     """Where the model files are, and what a file without a config cannot say."""
     g.add_argument("--checkpoint_path", default=None,
-                   help="the model .safetensors (default: the config's checkpoint_path, looked up as given)")
+                   help="the model .safetensors, or a transformer-only .gguf / .safetensors with --vae_path (default: "
+                        "the config's checkpoint_path, looked up as given)")
     g.add_argument("--vae_path", default=None, metavar="PATH",
                    help="a VAE .safetensors for a transformer-only --checkpoint_path (a GGUF file, e.g. with "
                         "LTX-Video-VAE-BF16.safetensors); with a full checkpoint it replaces the checkpoint's VAE")

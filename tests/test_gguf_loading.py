@@ -16,7 +16,7 @@ import tiny_vae
 from tiny_transformer import FRAME_RATE, inputs, reference_velocity, rel_err
 from ltx_core import LoadOptions, LoraUse, ModelFileError, load_checkpoint, load_video_model, read_lora
 from ltx_core.lora import applied_loras
-from ltx_core.memory import stream_blocks
+from ltx_core.memory import stream_blocks, transformer_weight_bytes
 from ltx_core.model.ops import QuantizedLinear
 from ltx_core.quantization.gguf_dequant import quantized_bytes
 
@@ -80,6 +80,13 @@ def test_quantized_weights_stay_the_files_bytes(tmp_path):
                    for k, t in reference().state_dict().items())
     assert total == expected
     assert total < 0.5 * sum(p.numel() * 2 for p in reference().parameters())
+    # the memory plan counts those bytes, plus the largest layer's dequantization (two fp32 temporaries and the
+    # bf16 result: the feed-forward's 256 x 1024)
+    transient = 256 * 1024 * (4 + 4 + 2)
+    assert transformer_weight_bytes(ck.transformer, torch.bfloat16) == total + transient
+    blocks = [sum(t.numel() * t.element_size() for t in b.state_dict().values()) for b in ck.transformer.transformer_blocks]
+    assert transformer_weight_bytes(ck.transformer, torch.bfloat16, streaming=True) == (
+        total - sum(blocks) + 2 * max(blocks) + transient)
     assert ck.transformer.compute_dtype == torch.bfloat16
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..geometry import FRAMES_PER_LATENT, PIXELS_PER_LATENT, latent_grid
+from ..model.ops import QuantizedLinear
 from ..model.transformer import Transformer3D, TransformerConfig
 from ..model.video_vae import TilingConfig, VideoVAE
 from ..model.video_vae.chunks import CHUNK_BYTES
@@ -79,7 +80,15 @@ def transformer_weight_bytes(config_or_model, dtype: torch.dtype, streaming: boo
             model = Transformer3D(cfg).to(dtype)
     blocks = [_param_bytes(b) for b in model.transformer_blocks]
     total = _param_bytes(model)
-    return total - sum(blocks) + 2 * max(blocks) if streaming and blocks else total
+    resident = total - sum(blocks) + 2 * max(blocks) if streaming and blocks else total
+    return resident + dequantize_bytes(model, dtype)
+
+
+def dequantize_bytes(model: nn.Module, dtype: torch.dtype) -> int:
+    """The transient of the largest quantized layer (GGUF weights): its dequantization works in float32 (two
+    weight-sized temporaries) and hands the weight over in the compute dtype. 0 without quantized layers."""
+    sizes = [m.in_features * m.out_features for m in model.modules() if isinstance(m, QuantizedLinear)]
+    return max(sizes, default=0) * (2 * 4 + _size(dtype))
 
 
 def transformer_activation_bytes(config_or_model, batch: int, grid: tuple[int, int, int],
