@@ -105,8 +105,9 @@ def _add_model_file_arguments(g) -> None:
                    help="the model .safetensors, or a transformer-only .gguf / .safetensors with --vae_path (default: "
                         "the config's checkpoint_path, looked up as given)")
     g.add_argument("--vae_path", default=None, metavar="PATH",
-                   help="a VAE .safetensors for a transformer-only --checkpoint_path (a GGUF file, e.g. with "
-                        "LTX-Video-VAE-BF16.safetensors); with a full checkpoint it replaces the checkpoint's VAE")
+                   help="a VAE .safetensors for a transformer-only --checkpoint_path (a GGUF file): the VAE released "
+                        "with the model (e.g. LTXV-13B-0.9.8-distilled-VAE.safetensors; LTX-Video-VAE-BF16.safetensors "
+                        "for 2B 0.9); with a full checkpoint it replaces the checkpoint's VAE")
     g.add_argument("--model_release", default="auto", choices=RELEASE_CHOICES,
                    help="the release of a checkpoint without a config (GGUF, transformer-only): auto reads it from "
                         "the file name")
@@ -227,8 +228,8 @@ def _resolve_models(a, cfg, config_dir):
     if a.vae_path and not Path(a.vae_path).expanduser().is_file():
         raise UsageError(f"--vae_path not found: {a.vae_path}")
     if not a.vae_path and not _holds_vae(ck):
-        raise UsageError(f"{ck} holds only the transformer (no VAE): give its VAE with --vae_path (e.g. "
-                         "LTX-Video-VAE-BF16.safetensors), or use a full checkpoint")
+        raise UsageError(f"{ck} holds only the transformer (no VAE): give the VAE released with it with --vae_path "
+                         "(e.g. LTXV-13B-0.9.8-distilled-VAE.safetensors), or use a full checkpoint")
     te_cfg = cfg.get("text_encoder_model_name_or_path")
     te_cfg = te_cfg if te_cfg and Path(str(te_cfg)).expanduser().exists() else None  # a hub id is no local file
     te = _find_model_file(a.text_encoder_path, te_cfg, [], "text encoder", "--text_encoder_path",

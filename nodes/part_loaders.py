@@ -10,7 +10,7 @@ from .common import CATEGORY, MODEL, VAE, ModelHandle, VAEHandle, dtype_choice, 
 
 logger = logging.getLogger(__name__)
 
-HF_GGUF = "Hugging Face: city96/LTX-Video-gguf, QuantStack/LTXV-13B-0.9.8-distilled-GGUF"
+HF_GGUF = "Hugging Face: QuantStack/LTXV-13B-0.9.8-distilled-GGUF, city96/LTX-Video-gguf"
 MODEL_EXTENSIONS = (".gguf", ".safetensors", ".sft")
 MODEL_DTYPES = ("default", "bfloat16", "float16", "float32", "float8_e4m3fn", "float8_e5m2")
 VAE_DTYPES = ("default", "bfloat16", "float16", "float32")
@@ -19,9 +19,10 @@ VAE_DTYPES = ("default", "bfloat16", "float16", "float32")
 
 
 class VAELoader:
-    DESCRIPTION = ("Loads an LTX-Video VAE from its own file in models/vae (e.g. LTX-Video-VAE-BF16.safetensors, "
-                   "beside the GGUF models), with or without the vae. prefix. Full checkpoints carry their VAE: load "
-                   "those with LTX-Video Checkpoint Loader.")
+    DESCRIPTION = ("Loads an LTX-Video VAE from its own file in models/vae: the one released beside a GGUF model "
+                   "(LTXV-13B-0.9.8-distilled-VAE.safetensors in the QuantStack repositories' vae/ folder; "
+                   "LTX-Video-VAE-BF16.safetensors for city96's 2B 0.9), with or without the vae. prefix. Full "
+                   "checkpoints carry their VAE: load those with LTX-Video Checkpoint Loader.")
     CATEGORY = f"{CATEGORY}/loaders"
     FUNCTION = "load"
     RETURN_TYPES = (VAE,)
@@ -71,7 +72,7 @@ class ModelLoader:
             "release": (list(RELEASE_CHOICES), {
                 "default": "auto",
                 "tooltip": "The model's release: time positions and the step schedule depend on it. auto reads it "
-                           "from the file name (e.g. ltxv-13b-0.9.8-distilled-Q4_K_M.gguf); the log says which was "
+                           "from the file name (e.g. LTXV-13B-0.9.8-distilled-Q4_K_M.gguf); the log says which was "
                            "used."}),
             "weight_dtype": (list(MODEL_DTYPES), {
                 "default": "default",

@@ -37,6 +37,11 @@ CHECKPOINTS = {
     "ltxv-13b-0.9.7-dev.safetensors": ("13b", True, 3),
     "ltxv-13b-0.9.7-distilled.safetensors": ("13b", True, 3),
 }
+# GGUF transformers (diffusion_models): file name -> blocks. GGUF files carry no head count (the loader takes the 32
+# heads of every release), so these have 32 heads of 2: every quantized row is whole Q8_0 blocks. 3 blocks like the
+# 13B checkpoints above (the distilled recipe's skip_block_list only matters with STG, which it leaves off).
+GGUF_FILES = {"LTXV-13B-0.9.8-distilled-Q4_K_M.gguf": 3}
+VAE_FILES = ("LTXV-13B-0.9.8-distilled-VAE.safetensors",)  # VAE files (vae) of the 0.9.5+ generation
 # LoRA file name: IC-LoRA metadata (None for a plain LoRA); made for the tiny 13B checkpoints above.
 LORAS = {"ltxv-13b-0.9.7-distilled-lora128.safetensors": None,
          "ltxv-097-ic-lora-pose-control-comfyui.safetensors": {"reference_downscale_factor": "1"}}
@@ -52,15 +57,17 @@ INPUT_CONTROL_FRAMES = 17
 
 
 def write_tiny_models(root: Path, seed: int = 0) -> dict:
-    """models/{checkpoints,text_encoders,latent_upscale_models,loras} under `root` with tiny models saved under the
-    official names. The single-file T5 gets no tokenizer next to it: inside ComfyUI the pack must find ComfyUI's
-    bundled comfy/text_encoders/t5_tokenizer. Needs the official implementation (ltx_video) for the factories."""
+    """models/{checkpoints,text_encoders,latent_upscale_models,loras,diffusion_models,vae} under `root` with tiny
+    models saved under the official names (GGUF and VAE files under their Hugging Face repos' names). The single-file
+    T5 gets no tokenizer next to it: inside ComfyUI the pack must find ComfyUI's bundled
+    comfy/text_encoders/t5_tokenizer. Needs the official implementation (ltx_video) for the factories, and gguf."""
     import official_files
     import tiny_t5
     import tiny_upsampler
     import torch
 
-    dirs = {d: root / d for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras")}
+    dirs = {d: root / d for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras",
+                                  "diffusion_models", "vae")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     te = tiny_t5.tiny_t5(seed)
@@ -74,7 +81,25 @@ def write_tiny_models(root: Path, seed: int = 0) -> dict:
     for name in UPSAMPLER_FILES:
         tiny_upsampler.save_official(up, cfg, dirs["latent_upscale_models"] / name)
     _write_tiny_loras(dirs["loras"], dirs["checkpoints"] / "ltxv-13b-0.9.7-dev.safetensors")
+    _write_tiny_gguf_and_vae(dirs["diffusion_models"], dirs["vae"], te.config.d_model, seed)
     return {k: str(v) for k, v in dirs.items()}
+
+
+def _write_tiny_gguf_and_vae(model_folder: Path, vae_folder: Path, caption_channels: int, seed: int) -> None:
+    import tiny_gguf
+    import tiny_transformer
+    import tiny_vae
+    from safetensors.torch import save_file
+
+    for i, (name, layers) in enumerate(GGUF_FILES.items()):
+        ref, _ = tiny_transformer.tiny_reference("13b", True, seed=seed + i, num_attention_heads=32,
+                                                 attention_head_dim=2, cross_attention_dim=64,
+                                                 caption_channels=caption_channels, num_layers=layers)
+        tiny_gguf.write_gguf(model_folder / name, ref.state_dict(), "Q8_0")
+    _, cfg, sd = tiny_vae.tiny_vae("0.9.5", seed)
+    for name in VAE_FILES:
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(vae_folder / name),
+                  metadata={"config": json.dumps({"vae": cfg})})
 
 
 def _write_tiny_loras(folder: Path, checkpoint: Path) -> None:
@@ -97,6 +122,8 @@ def write_extra_model_paths(path: Path, models_root: Path, custom_nodes_dir: Pat
         "    text_encoders: text_encoders\n"
         "    latent_upscale_models: latent_upscale_models\n"
         "    loras: loras\n"
+        "    diffusion_models: diffusion_models\n"
+        "    vae: vae\n"
         f"    custom_nodes: {json.dumps(str(custom_nodes_dir))}\n"
     )
     path.write_text(text)

@@ -158,7 +158,7 @@ def _bad_cases(tmp_path, models):
                              "--control_strength must be between 0 and 1, got 2.0"),
         "missing control video": (base + ["--control_video_path", str(tmp_path / "nope.mp4")], "nope.mp4"),
         "gguf without vae": (base[:5] + ["--checkpoint_path", str(gguf_file)] + base[7:],
-                             "holds only the transformer (no VAE): give its VAE with --vae_path"),
+                             "holds only the transformer (no VAE): give the VAE released with it with --vae_path"),
         "missing vae": (base + ["--vae_path", str(tmp_path / "vae.safetensors")], "--vae_path not found"),
         "unknown release": (base + ["--model_release", "0.9.9"], "--model_release"),
     }

@@ -6,7 +6,8 @@ with ComfyUI's requirements and this pack's), else with this interpreter. See te
 
 Checks:
 - /object_info lists every node id of the pack (with display names), and the loaders offer the official file names
-  served through --extra-model-paths-config; the pack runs against ComfyUI itself, not its stand-ins;
+  served through --extra-model-paths-config (GGUF and VAE files included); the pack runs against ComfyUI itself,
+  not its stand-ins;
 - each API workflow (shrunk to 96x64, 17 frames, few steps; same graph) succeeds: `execution_success`, then
   `executing` with node None; /history says success and names the saved video, which /view serves and PyAV decodes
   with the requested frame count, size and frame rate;
@@ -94,11 +95,14 @@ def test_object_info_lists_every_node(server):
         assert info[node_id]["python_module"].endswith(cs.PACK_DIR_NAME), info[node_id]["python_module"]
     req = {k: info[k]["input"]["required"] for k in
            ("LTXVStackCheckpointLoader", "LTXVStackTextEncoderLoader", "LTXVStackUpsamplerLoader",
-            "LTXVStackLoraLoader")}
+            "LTXVStackLoraLoader", "LTXVStackModelLoader", "LTXVStackVAELoader")}
     assert set(cs.LORAS) <= set(req["LTXVStackLoraLoader"]["lora_name"][0])
     assert set(cs.CHECKPOINTS) <= set(req["LTXVStackCheckpointLoader"]["ckpt_name"][0])
     assert cs.T5_FILE in req["LTXVStackTextEncoderLoader"]["text_encoder_name"][0]
     assert cs.UPSAMPLER_FILE in req["LTXVStackUpsamplerLoader"]["upscale_model_name"][0]
+    # .gguf files from diffusion_models (ComfyUI's own list would leave them out) and VAE files from vae
+    assert set(cs.GGUF_FILES) <= set(req["LTXVStackModelLoader"]["model_name"][0])
+    assert set(cs.VAE_FILES) <= set(req["LTXVStackVAELoader"]["vae_name"][0])
     log = server.log_text()
     failed = [line for line in log.splitlines() if cs.PACK_DIR_NAME in line and
               ("IMPORT FAILED" in line or "Cannot import" in line)]

@@ -5,14 +5,17 @@ For every workflow:
 - node types exist (ours from NODE_CLASS_MAPPINGS, core ones from the signatures written down below from
   ComfyUI 0.3.64); node inputs/outputs and links match INPUT_TYPES / RETURN_TYPES;
 - widget values follow INPUT_TYPES order and are valid (ranges, combo options; model files by their official
-  release names; the recipe named by the sampler fits the checkpoint as its LoRAs make it, the upsampler, decode
-  tone mapping and fps; a control video comes with an IC-LoRA and the other way round);
+  release names, GGUF quantizations and their VAE files by the names their Hugging Face repos publish; the recipe
+  named by the sampler fits the checkpoint as its LoRAs make it (or the model a GGUF file quantizes, with a VAE of
+  its generation), the upsampler, decode tone mapping and fps; a control video comes with an IC-LoRA and the other
+  way round);
 - notes (UI-only Note nodes) name every model file the workflow loads, with its models/ folder;
 - the UI and API versions describe the same graph;
-- the API graph runs through the pack's nodes on tiny models (tiny LoRAs included; core nodes faked), from loaders
-  to the IMAGE that Create Video receives.
+- the API graph runs through the pack's nodes on tiny models (tiny LoRAs, a tiny GGUF and VAE file included; core
+  nodes faked), from loaders to the IMAGE that Create Video receives.
 """
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -42,7 +45,7 @@ CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 EXPECTED = {"ltxv-2b-0.9.6-dev-text-to-video", "ltxv-2b-0.9.6-dev-image-to-video",
             "ltxv-2b-0.9.6-distilled-first-last-frame", "ltxv-2b-0.9.6-dev-extend-video",
             "ltxv-13b-0.9.8-distilled-multiscale", "ltxv-13b-0.9.7-dev-distilled-lora-text-to-video",
-            "ltxv-13b-0.9.7-distilled-ic-lora-pose"}
+            "ltxv-13b-0.9.7-distilled-ic-lora-pose", "ltxv-13b-0.9.8-distilled-gguf"}
 # Frontend-only nodes: in the UI file, not in the API graph, never executed.
 UI_ONLY = {"Note", "MarkdownNote"}
 
@@ -52,11 +55,23 @@ from node_pack import PACK, import_pack  # noqa: E402
 pack = import_pack()
 loaders = sys.modules[f"{PACK}.nodes.loaders"]
 official = sys.modules[f"{PACK}.ltx_core.presets.official"]
+releases = sys.modules[f"{PACK}.ltx_core.loader.releases"]
 OFFICIAL = official.OFFICIAL_CONFIGS
+# GGUF quantizations and the VAE files beside them, as QuantStack names them on Hugging Face
+# (QuantStack/LTXV-13B-0.9.8-{dev,distilled}-GGUF: LTXV-13B-0.9.8-distilled-Q2_K.gguf ..., and
+# vae/LTXV-13B-0.9.8-distilled-VAE.safetensors). ltx_core lists no official GGUF names: the pattern stands in. The
+# quantization suffixes are llama.cpp's file types, made of the tensor types ltx_core reads.
+GGUF_QUANTS = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q4_K_S", "Q4_K_M", "Q5_0", "Q5_1", "Q5_K_S",
+               "Q5_K_M", "Q6_K", "Q8_0", "F16", "BF16", "F32")
+OFFICIAL_GGUF = re.compile(r"(?P<model>LTXV-13B-0\.9\.8-(?:dev|distilled))-(?P<quant>" + "|".join(GGUF_QUANTS)
+                           + r")\.gguf")
+OFFICIAL_VAE_FILES = re.compile(r"(?P<model>LTXV-13B-0\.9\.8-(?:dev|distilled))-VAE\.safetensors")
 MODEL_FILES = {"ckpt_name": loaders.OFFICIAL_CHECKPOINTS, "text_encoder_name": loaders.OFFICIAL_TEXT_ENCODERS,
-               "upscale_model_name": loaders.OFFICIAL_UPSAMPLERS, "lora_name": official.OFFICIAL_LORAS}
+               "upscale_model_name": loaders.OFFICIAL_UPSAMPLERS, "lora_name": official.OFFICIAL_LORAS,
+               "model_name": OFFICIAL_GGUF, "vae_name": OFFICIAL_VAE_FILES}
 MODEL_FOLDERS = {"ckpt_name": "checkpoints", "text_encoder_name": "text_encoders",
-                 "upscale_model_name": "latent_upscale_models", "lora_name": "loras"}
+                 "upscale_model_name": "latent_upscale_models", "lora_name": "loras",
+                 "model_name": "diffusion_models", "vae_name": "vae"}
 # A LoRA that makes a checkpoint another model: the 13B 0.9.7 distilled LoRA turns the dev checkpoint into the
 # distilled one, sampled with the distilled recipe. (checkpoint, LoRA) -> the checkpoint the recipe is for.
 LORA_MAKES = {(f"ltxv-13b-0.9.7-dev{fp8}.safetensors", "ltxv-13b-0.9.7-distilled-lora128.safetensors"):
@@ -95,10 +110,32 @@ def widget_layout(spec):
     return out
 
 
+def is_official_file(input_name, value):
+    known = MODEL_FILES[input_name]
+    return bool(known.fullmatch(value)) if isinstance(known, re.Pattern) else value in known
+
+
+def gguf_checkpoint(model_name):
+    """The official checkpoint a GGUF file quantizes: LTXV-13B-0.9.8-distilled-Q4_K_M.gguf ->
+    ltxv-13b-0.9.8-distilled.safetensors."""
+    return OFFICIAL_GGUF.fullmatch(model_name)["model"].lower() + ".safetensors"
+
+
+def test_official_gguf_and_vae_names():
+    assert is_official_file("model_name", "LTXV-13B-0.9.8-distilled-Q2_K.gguf")
+    assert is_official_file("model_name", "LTXV-13B-0.9.8-dev-Q8_0.gguf")
+    assert gguf_checkpoint("LTXV-13B-0.9.8-distilled-Q4_K_M.gguf") == "ltxv-13b-0.9.8-distilled.safetensors"
+    for name in ("LTXV-13B-0.9.8-distilled-Q4_K_M.safetensors", "LTXV-13B-0.9.7-distilled-Q4_K_M.gguf",
+                 "LTXV-13B-0.9.8-distilled-IQ4_XS.gguf", "ltxv-2b-0.9.8-distilled-Q8_0.gguf"):
+        assert not is_official_file("model_name", name), name
+    assert is_official_file("vae_name", "LTXV-13B-0.9.8-distilled-VAE.safetensors")
+    assert not is_official_file("vae_name", "LTX-Video-VAE-BF16.safetensors")  # the 0.9.0 VAE
+
+
 def check_value(where, name, entry, value):
     kind, opts = entry
     if name in MODEL_FILES:
-        assert value in MODEL_FILES[name], f"{where}: {value!r} is not an official {name} file name"
+        assert is_official_file(name, value), f"{where}: {value!r} is not an official {name} file name"
     elif isinstance(kind, list):
         assert value in kind, f"{where}: {value!r} not in {kind}"
     elif str(kind).startswith("FILE:"):
@@ -244,13 +281,32 @@ def _find(api, class_type):
 
 
 def _model_chain(api, ref):
-    """(checkpoint file, LoRA files from the checkpoint on) behind a model input."""
+    """(checkpoint file, LoRA files from the checkpoint on) behind a model input; for a GGUF file, the checkpoint it
+    quantizes."""
     loras, node = [], api[ref[0]]
     while node["class_type"] == "LTXVStackLoraLoader":
         loras.insert(0, node["inputs"]["lora_name"])
         node = api[node["inputs"]["model"][0]]
+    if node["class_type"] == "LTXVStackModelLoader":
+        return gguf_checkpoint(node["inputs"]["model_name"]), loras
     assert node["class_type"] == "LTXVStackCheckpointLoader"
     return node["inputs"]["ckpt_name"], loras
+
+
+def _check_model_loader(name, api, preset):
+    """A transformer-only file: the release it is loaded as (from its name, or chosen) is the preset's, and its VAE
+    file is of that release's VAE generation."""
+    for _, loader in _find(api, "LTXVStackModelLoader"):
+        inputs = loader["inputs"]
+        chosen = inputs["release"]
+        release = releases.release_from_name(inputs["model_name"]) if chosen == "auto" else chosen
+        assert release == releases.release_from_name(preset["checkpoint_path"]), \
+            f"{name}: {inputs['model_name']} loads as release {release}, the preset is for {preset['checkpoint_path']}"
+        vae = api[inputs["vae"][0]]
+        assert vae["class_type"] == "LTXVStackVAELoader", f"{name}: the model loader's VAE is not a VAE file"
+        vae_release = releases.release_from_name(vae["inputs"]["vae_name"])
+        assert vae_release and releases.RELEASES[vae_release].vae_generation == \
+            releases.RELEASES[release].vae_generation, f"{name}: {vae['inputs']['vae_name']} is not a {release} VAE"
 
 
 def _conditioning_nodes(api, ref):
@@ -286,6 +342,7 @@ def test_recipe_fits_the_models(name):
         ckpt, loras = _model_chain(api, inputs["model"])
         assert _effective_checkpoint(ckpt, loras) == preset["checkpoint_path"], \
             f"{name}: preset and checkpoint (with LoRAs {loras}) differ"
+        _check_model_loader(name, api, preset)
         # Lightricks' LoRAs are all for the 13B model
         assert not loras or ckpt.startswith("ltxv-13b-"), f"{name}: 13B LoRAs on {ckpt}"
         ic_loras = [lora for lora in loras if "-ic-lora-" in lora]
@@ -317,7 +374,7 @@ def tiny_models(tmp_path_factory, t5_tokenizer_dir):
     import tiny_upsampler
 
     root = tmp_path_factory.mktemp("wf_models")
-    for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras"):
+    for d in ("checkpoints", "text_encoders", "latent_upscale_models", "loras", "diffusion_models", "vae"):
         (root / d).mkdir()
     te = tiny_t5.tiny_t5()
     tiny_t5.save_single(tiny_t5.encoder_state(te, torch.float32), root / "text_encoders" / "t5.safetensors")
@@ -333,13 +390,35 @@ def tiny_models(tmp_path_factory, t5_tokenizer_dir):
     tiny_lora.write_lora(root / "loras" / "ic-lora.safetensors",
                          tiny_lora.random_lora(transformer, tiny_lora.TARGETS[:4], rank=2, seed=2), "comfyui",
                          metadata={"reference_downscale_factor": "1"})
+    _tiny_gguf_and_vae(root, te.config.d_model)
     bridge = sys.modules[f"{PACK}.nodes.comfy_bridge"]
     bridge.set_models_root(root)
     loras = {name: "ic-lora.safetensors" if "-ic-lora-" in name else "lora.safetensors"
              for name in official.OFFICIAL_LORAS}
     return {"ckpt_name": "ltxv.safetensors", "text_encoder_name": "t5.safetensors",
-            "upscale_model_name": "up.safetensors", "lora_name": loras, "width": 96, "height": 64,
-            "num_frames": 17, "steps": 2}
+            "upscale_model_name": "up.safetensors", "lora_name": loras, "model_name": TINY_GGUF,
+            "vae_name": "vae.safetensors", "width": 96, "height": 64, "num_frames": 17, "steps": 2}
+
+
+# The release is in the name, so release "auto" finds it as in the official file names.
+TINY_GGUF = "tiny-ltxv-13b-0.9.8-distilled-Q8_0.gguf"
+
+
+def _tiny_gguf_and_vae(root, caption_channels):
+    """A tiny 13B transformer as Q8_0 GGUF and a 0.9.5+ VAE file. GGUF files carry no head count (the loader takes
+    the 32 heads of every release): 32 heads of 2, so every quantized row (64 or 256 wide) is whole Q8_0 blocks;
+    20 blocks like the tiny checkpoint."""
+    import tiny_gguf
+    import tiny_transformer
+    import tiny_vae
+    from safetensors.torch import save_file
+
+    ref, _ = tiny_transformer.tiny_reference("13b", True, num_attention_heads=32, attention_head_dim=2,
+                                             cross_attention_dim=64, caption_channels=caption_channels, num_layers=20)
+    tiny_gguf.write_gguf(root / "diffusion_models" / TINY_GGUF, ref.state_dict(), "Q8_0")
+    _, cfg, sd = tiny_vae.tiny_vae("0.9.5")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(root / "vae" / "vae.safetensors"),
+              metadata={"config": json.dumps({"vae": cfg})})
 
 
 class _FakeCore:
@@ -408,3 +487,8 @@ def test_api_workflow_runs_on_tiny_models(name, tiny_models):
         assert len(model.loras) == len(_model_chain(api, sampler["inputs"]["model"])[1]), name
         assert len(conditioning.controls) == _conditioning_nodes(api, sampler["inputs"]["conditioning"]).count(
             "LTXVStackAddControlVideo"), name
+    # a GGUF model samples with its weights still quantized, and decodes with the VAE file's VAE
+    for loader_id, loader in _find(api, "LTXVStackModelLoader"):
+        model = results[loader_id][0]
+        assert any(getattr(m, "quant_type", None) == "Q8_0" for m in model.module.modules()), name
+        assert model.vae is results[loader["inputs"]["vae"][0]][0], name
