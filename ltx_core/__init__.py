@@ -51,6 +51,8 @@ _EXPORTS = {
     "GenerationRequest": ".pipelines.request",
     "GenerationResult": ".pipelines.generation",
     "generate": ".pipelines.generation",
+    "generate_long": ".pipelines.long_video",
+    "TemporalTiling": ".pipelines.long_video",
     "Cancelled": ".sampling.denoise",
     "check_upsampler": ".pipelines.multiscale",
     "upsample_latents": ".pipelines.multiscale",

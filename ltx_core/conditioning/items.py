@@ -59,6 +59,15 @@ class ControlVideo(ConditioningItem):
     downscale: int | None = None
 
 
+@dataclass
+class LatentClip(ConditioningItem):
+    """Latents already encoded (normalised, (B or 1, 128, f, h, w) at the pass's latent size) blended in at frame 0
+    as a clip there is: how a temporal chunk continues the frames generated before it."""
+
+    def as_video(self) -> Tensor:
+        return self.media
+
+
 def validate_items(items, num_frames: int, batch: int, requested_frames: int | None = None) -> list[ConditioningItem]:
     """Check every item against a video of `num_frames` (padded, 8k+1) frames; ValueError with one line otherwise.
     `requested_frames` (the unpadded count) bounds the start frame, like the official script does."""
@@ -66,6 +75,9 @@ def validate_items(items, num_frames: int, batch: int, requested_frames: int | N
     for n, item in enumerate(items or ()):
         if not isinstance(item, ConditioningItem):
             raise ValueError(f"conditioning[{n}] must be a ConditioningItem, got {type(item).__name__}")
+        if isinstance(item, LatentClip):
+            out.append(_checked_latent_clip(n, item, batch))
+            continue
         media = item.as_video()
         what = f"{'control video' if isinstance(item, ControlVideo) else 'conditioning'}[{n}]"
         s = item.strength
@@ -93,6 +105,16 @@ def validate_items(items, num_frames: int, batch: int, requested_frames: int | N
             raise ValueError(f"{what}: downscale must be a positive integer, got {item.downscale!r}")
         out.append(replace(item, start_frame=int(start), strength=float(s)))
     return out
+
+
+def _checked_latent_clip(n: int, item: LatentClip, batch: int) -> LatentClip:
+    z = item.media
+    if not isinstance(z, Tensor) or z.dim() != 5 or z.shape[0] not in (1, batch) or item.start_frame != 0:
+        raise ValueError(f"latent clip[{n}]: expected (1 or {batch}, channels, frames, h, w) latents at frame 0, got "
+                         f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__} at {item.start_frame}")
+    if not 0.0 <= item.strength <= 1.0:
+        raise ValueError(f"latent clip[{n}]: strength must be in [0, 1], got {item.strength!r}")
+    return item
 
 
 def resize_media(media: Tensor, height: int, width: int) -> Tensor:

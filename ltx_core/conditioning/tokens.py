@@ -16,7 +16,7 @@ from torch import Tensor
 from ..geometry import FRAMES_PER_LATENT, PIXELS_PER_LATENT
 from ..model.transformer.coords import video_token_coords
 from ..sampling.noise import randn
-from .items import ConditioningItem, ControlVideo, resize_media
+from .items import ConditioningItem, ControlVideo, LatentClip, resize_media
 
 # A later clip's first latent frames (the first one is a single pixel frame, the next mixes the clip's start)
 # do not line up with the video's latent frames: they are appended as extra tokens instead.
@@ -141,7 +141,8 @@ def build_tokens(
 
 
 def _encoded(item: ConditioningItem, encode, latents: Tensor, height: int, width: int) -> Tensor:
-    cond = encode(resize_media(item.as_video(), height, width)).to(device=latents.device, dtype=latents.dtype)
+    media = item.media if isinstance(item, LatentClip) else encode(resize_media(item.as_video(), height, width))
+    cond = media.to(device=latents.device, dtype=latents.dtype)
     return cond if cond.shape[0] == latents.shape[0] else cond.expand(latents.shape[0], *cond.shape[1:])
 
 

@@ -42,7 +42,7 @@ def generate(models: Models, config: PipelineConfig | Mapping, text: TextConditi
     check_upsampler(cfg, models.upsampler)
     request.check_batch(text.batch)
     plans = plan_passes(cfg, request)
-    ctx = _context(models, cfg, text, request, should_cancel)
+    ctx = pass_context(models, cfg, text, request, should_cancel)
     channels = models.transformer.config.in_channels
     # Step counts of every pass, for progress over the whole run (and early errors on bad schedules).
     counts = [len(pass_timesteps(ctx, p, p.latent_shape(text.batch, channels))) for p in plans]
@@ -90,8 +90,9 @@ def decode_outputs(vae, cfg: PipelineConfig, request: GenerationRequest, latents
     return decode_video(vae, latents, DecodeSettings.of_pass(cfg.passes[-1]), request.seed, tiling, target)
 
 
-def _context(models: Models, cfg: PipelineConfig, text: TextConditioning, request: GenerationRequest,
-             should_cancel) -> PassContext:
+def pass_context(models: Models, cfg: PipelineConfig, text: TextConditioning, request: GenerationRequest,
+                 should_cancel) -> PassContext:
+    """What every pass of `request` shares: models, text, seeds, the validated conditioning."""
     device, _ = module_device_dtype(models.transformer)
     hp, wp, fp = request.padded
     denoise = DenoiseContext(

@@ -26,10 +26,15 @@ def make_generator(seed: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(int(seed) % (1 << 64))
 
 
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed for `purpose`, independent of `seed`'s own streams but fixed by it."""
+    digest = hashlib.sha256(f"{int(seed)}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
 def derived_generator(seed: int, purpose: str) -> torch.Generator:
     """A generator for `purpose`, independent of the main stream of `seed` but fixed by it."""
-    digest = hashlib.sha256(f"{int(seed)}:{purpose}".encode()).digest()
-    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    return torch.Generator(device="cpu").manual_seed(derived_seed(seed, purpose))
 
 
 def randn(shape, generator: torch.Generator, device=None, dtype=torch.float32) -> Tensor:
