@@ -16,9 +16,9 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from . import (DEFAULT_FRAME_RATE, DEFAULT_HEIGHT, DEFAULT_NEGATIVE_PROMPT, DEFAULT_NUM_FRAMES,
-               DEFAULT_PIPELINE_CONFIG, DEFAULT_SEED, DEFAULT_WIDTH, HF_REPO, HF_URL, IMAGE_COND_NOISE_SCALE,
-               RELEASE_CHOICES, T5_SOURCES, WEIGHT_DTYPES)
+from . import (DEFAULT_FRAME_RATE, DEFAULT_HEIGHT, DEFAULT_NEGATIVE_PROMPT, DEFAULT_NUM_FRAMES, DEFAULT_OVERLAP_FRAMES,
+               DEFAULT_OVERLAP_STRENGTH, DEFAULT_PIPELINE_CONFIG, DEFAULT_SEED, DEFAULT_TILE_FRAMES, DEFAULT_WIDTH,
+               HF_REPO, HF_URL, IMAGE_COND_NOISE_SCALE, RELEASE_CHOICES, T5_SOURCES, WEIGHT_DTYPES)
 
 class UsageError(Exception):
     """A problem with the user's arguments or files: reported as one line, exit code 2."""
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "fast on Ada/Hopper GPUs) instead of upcasting each layer to bf16; results differ by about "
                         "as much as fp8 storage itself")
     _add_conditioning_arguments(g)
+    _add_long_video_arguments(g)
     _add_model_file_arguments(g)
     g.add_argument("--num_inference_steps", type=int, default=None, help="override the config's step count")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, mps (default: cuda when available)")
@@ -97,6 +98,21 @@ def _add_conditioning_arguments(g) -> None:
                    help="an IC-LoRA control video (depth, pose or edges; apply the IC-LoRA with --lora_paths)")
     g.add_argument("--control_strength", type=float, default=1.0,
                    help="in [0,1]: 1.0 shows the control to the model exactly, lower values through noise")
+
+
+def _add_long_video_arguments(g) -> None:
+    """Temporal chunks: used when one is given or --num_frames is longer than one pass takes."""
+    g.add_argument("--temporal_tile_frames", type=int, default=None, metavar="N",
+                   help=f"frames per chunk of a long video, 8k+1 (default {DEFAULT_TILE_FRAMES}); with --prompt "
+                        "'first | second | ...' each chunk gets its prompt (the last repeats)")
+    g.add_argument("--temporal_overlap_frames", type=int, default=None, metavar="M",
+                   help=f"frames a chunk shares with the previous one, a multiple of 8 (default "
+                        f"{DEFAULT_OVERLAP_FRAMES}): more carries motion better, costs more chunks")
+    g.add_argument("--temporal_overlap_strength", type=float, default=None, metavar="S",
+                   help=f"how strongly a chunk keeps the shared frames, 0-1 (default {DEFAULT_OVERLAP_STRENGTH})")
+    g.add_argument("--adain_factor", type=float, default=None, metavar="A",
+                   help="0-1: pull each chunk's colour statistics toward the first chunk's against drift (default 0; "
+                        "0.1-0.3 is a usual range)")
 
 
 def _add_model_file_arguments(g) -> None:
@@ -180,6 +196,31 @@ def _validate_loras(a) -> list[tuple[str, float]]:
     if not 0.0 <= a.control_strength <= 1.0:
         raise UsageError(f"--control_strength must be between 0 and 1, got {a.control_strength}")
     return list(zip(paths, strengths, strict=True))
+
+
+_TILING_FLAGS = {"tile_frames": "--temporal_tile_frames", "overlap_frames": "--temporal_overlap_frames",
+                 "overlap_strength": "--temporal_overlap_strength", "adain_factor": "--adain_factor"}
+
+
+def _long_video(a):
+    """(TemporalTiling or None, the prompt of each chunk)."""
+    from . import TemporalTiling, chunk_prompts
+
+    try:
+        tiling = TemporalTiling.when_needed(a.num_frames, tile_frames=a.temporal_tile_frames,
+                                            overlap_frames=a.temporal_overlap_frames,
+                                            overlap_strength=a.temporal_overlap_strength, adain_factor=a.adain_factor)
+    except ValueError as e:
+        message = str(e)
+        for field, flag in _TILING_FLAGS.items():
+            message = message.replace(field, flag)
+        raise UsageError(message) from None
+    if tiling is None:
+        return None, [a.prompt]
+    try:
+        return tiling, chunk_prompts(a.prompt)
+    except ValueError as e:
+        raise UsageError(f"--prompt: {e}") from None
 
 
 def _precision_dtype(precision) -> str:
@@ -319,6 +360,7 @@ def prepare_inputs(a):
     _validate_numbers(a)
     cond = _validate_conditioning(a)
     loras = _validate_loras(a)
+    tiling, prompts = _long_video(a)
     try:
         cfg = load_pipeline_config(a.pipeline_config)
     except ValueError as e:
@@ -350,7 +392,7 @@ def prepare_inputs(a):
         Path(a.output_latents).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return {"config": cfg, "dtype": a.dtype or _precision_dtype(cfg.get("precision")), "checkpoint": ck_path,
             "text_encoder": te_path, "upsampler": up_path, "conditioning": conditioning, "input_media": input_media,
-            "loras": loras}
+            "loras": loras, "tiling": tiling, "prompts": prompts}
 
 
 def _device(name):
@@ -376,8 +418,8 @@ def _load(a, prep, device):
     their sum), then the video model and the upsampler."""
     import torch
 
-    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_prompts, load_text_encoder,
-                   load_upsampler, load_video_model, read_lora)
+    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_chunk_prompts,
+                   load_text_encoder, load_upsampler, load_video_model, read_lora)
 
     dtype = prep["dtype"]
     options = LoadOptions(dtype=dtype, device="cpu" if a.offload_to_cpu else device, compute_device=device,
@@ -385,8 +427,8 @@ def _load(a, prep, device):
     try:
         options.check()  # before minutes of loading
         _log(f"loading text encoder {prep['text_encoder']}")
-        text = encode_prompts(load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype), a.prompt,
-                              a.negative_prompt)
+        texts = encode_chunk_prompts(load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype),
+                                     prep["prompts"], a.negative_prompt)
         _log(f"loading checkpoint {prep['checkpoint']}")
         ck = load_video_model(str(prep["checkpoint"]), options, vae_path=a.vae_path and Path(a.vae_path).expanduser())
         for note in ck.notes:
@@ -405,14 +447,14 @@ def _load(a, prep, device):
         raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     except torch.cuda.OutOfMemoryError:
         raise UsageError(f"out of memory on {device} while loading the models: {_SMALLER}") from None
-    return Models.from_checkpoint(ck, upsampler, loras), text
+    return Models.from_checkpoint(ck, upsampler, loras), texts
 
 
 def run_generation(a, prep):
     import torch
 
     from . import (GenerationRequest, MemoryRefusal, PipelineConfig, check_generation_memory, device_free_bytes,
-                   generate, lora_bytes, stream_blocks)
+                   generate, generate_long, lora_bytes, stream_blocks)
 
     try:
         cfg = PipelineConfig.from_dict(prep["config"])
@@ -420,7 +462,7 @@ def run_generation(a, prep):
         raise UsageError(f"--pipeline_config {a.pipeline_config}: {e}") from None
     device = _device(a.device)
     try:
-        models, text = _load(a, prep, device)
+        models, texts = _load(a, prep, device)
         request = GenerationRequest(
             height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate, seed=a.seed,
             conditioning=prep["conditioning"],
@@ -429,11 +471,15 @@ def run_generation(a, prep):
         free = device_free_bytes(device)
         if free is not None:  # the LoRAs' matrices sit next to the weights
             free -= lora_bytes(models.loras, models.transformer.compute_dtype)
-        check_generation_memory(models.transformer, cfg, text, request, device=device, free_bytes=free,
+        tiling = prep["tiling"]
+        step = request if tiling is None else replace(request, num_frames=min(a.num_frames, tiling.tile_frames))
+        check_generation_memory(models.transformer, cfg, texts[0], step, device=device, free_bytes=free,
                                 streaming=a.offload_to_cpu)
         streaming = stream_blocks(models.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
         with torch.no_grad(), streaming:
-            return generate(models, cfg, text, request, progress=_Progress())
+            if tiling is None:
+                return generate(models, cfg, texts[0], request, progress=_Progress())
+            return generate_long(models, cfg, texts, request, tiling, progress=_Progress())
     except MemoryRefusal as e:
         raise UsageError(str(e) + ("" if e.streaming else " Or add --offload_to_cpu.")) from None
     except ValueError as e:  # e.g. a VAE decode that fits in no tiling

@@ -35,3 +35,11 @@ T5_SOURCES = ("ComfyUI's t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors 
 # Releases a file without a config can be declared as (`loader.releases` holds what each implies); "auto" reads the
 # release from the file name.
 RELEASE_CHOICES = ("auto", "0.9", "0.9.1", "0.9.5", "0.9.6", "0.9.7", "0.9.8")
+
+# The longest clip the official recipes make in one pass; longer videos are made in temporal chunks.
+MAX_PASS_FRAMES = 257
+# Temporal chunks, the peer's defaults (ComfyUI-LTXVideo's looping sampler): a tile of 10 latent frames (80 frames
+# there; 73 as a clip of 8k+1), an overlap of 3 latent frames (24 frames) conditioned at half strength.
+DEFAULT_TILE_FRAMES = 73
+DEFAULT_OVERLAP_FRAMES = 24
+DEFAULT_OVERLAP_STRENGTH = 0.5

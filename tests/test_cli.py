@@ -161,6 +161,13 @@ def _bad_cases(tmp_path, models):
                              "holds only the transformer (no VAE): give the VAE released with it with --vae_path"),
         "missing vae": (base + ["--vae_path", str(tmp_path / "vae.safetensors")], "--vae_path not found"),
         "unknown release": (base + ["--model_release", "0.9.9"], "--model_release"),
+        "tile not 8k+1": (base + ["--temporal_tile_frames", "80"],
+                          "--temporal_tile_frames must be 8k+1 and at least 17, got 80: use 73 or 81"),
+        "overlap too long": (base + ["--temporal_tile_frames", "33", "--temporal_overlap_frames", "32"],
+                             "--temporal_overlap_frames must be a multiple of 8 from 16 to 24"),
+        "overlap strength": (base + ["--temporal_overlap_strength", "2"], "--temporal_overlap_strength must be in [0, 1]"),
+        "empty chunk prompt": (["generate", "--prompt", "a fox | | a cat"] + base[3:] + ["--num_frames", "300"],
+                               "--prompt: prompt 2 of 3 (separated by '|') is empty"),
     }
 
 
@@ -569,3 +576,34 @@ def test_cli_gguf_with_a_vae_file_equals_the_python_api(tiny_files, tmp_path, ca
                        GenerationRequest(height=32, width=64, num_frames=9, frame_rate=cli.DEFAULT_FRAME_RATE,
                                          seed=cli.DEFAULT_SEED, num_inference_steps=2, output="latents"))
     torch.testing.assert_close(load_file(str(lat))["latents"], res.latents, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_long_video_with_chunk_prompts_equals_the_python_api(tiny_files, tmp_path, capsys):
+    _real_generate()
+    from ltx_core import (LoadOptions, Models, PipelineConfig, TemporalTiling, encode_chunk_prompts, generate_long,
+                          load_pipeline_config, load_text_encoder, load_video_model)
+
+    lat, out = tmp_path / "l.safetensors", tmp_path / "long.mp4"
+    argv = ["generate", "--prompt", "a fox runs | the fox jumps", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", "32", "--width", "32", "--num_frames", "57", "--num_inference_steps", "2", "--device", "cpu",
+            "--dtype", "float32", "--temporal_tile_frames", "33", "--temporal_overlap_frames", "16",
+            "--adain_factor", "0.2", "--output_path", str(out), "--output_latents", str(lat)]
+    rc, lines = _run_main(capsys, argv)
+    assert rc == 0, lines
+    frames, _ = read_video_frames(out)
+    assert frames.shape == (57, 32, 32, 3)
+
+    te = load_text_encoder(str(tiny_files["text_encoder"]), device="cpu", dtype=torch.float32)
+    texts = encode_chunk_prompts(te, ["a fox runs", "the fox jumps"], cli.DEFAULT_NEGATIVE_PROMPT)
+    ck = load_video_model(str(tiny_files["checkpoint"]), LoadOptions(dtype=torch.float32))
+    from ltx_core import GenerationRequest
+
+    with torch.no_grad():
+        res = generate_long(Models.from_checkpoint(ck), PipelineConfig.from_dict(load_pipeline_config(
+            "ltxv-2b-0.9.6-distilled")), texts, GenerationRequest(
+                height=32, width=32, num_frames=57, frame_rate=cli.DEFAULT_FRAME_RATE, seed=cli.DEFAULT_SEED,
+                num_inference_steps=2, output="latents"),
+            TemporalTiling(tile_frames=33, overlap_frames=16, adain_factor=0.2))
+    torch.testing.assert_close(load_file(str(lat))["latents"], res.latents, rtol=1e-5, atol=1e-6)
+    assert res.latents.shape[2] == 8  # 57 frames in two chunks of 5 latent frames sharing 2

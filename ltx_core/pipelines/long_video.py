@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..conditioning.items import ConditioningItem, ControlVideo, LatentClip, validate_items
 from ..conditioning.text import TextConditioning
+from ..defaults import DEFAULT_OVERLAP_FRAMES, DEFAULT_OVERLAP_STRENGTH, DEFAULT_TILE_FRAMES, MAX_PASS_FRAMES
 from ..geometry import FRAMES_PER_LATENT, is_valid_clip_start, latent_grid, padded_frames, trim_to_valid_frames
 from ..lora.apply import applied_loras
 from ..sampling.noise import derived_seed
@@ -27,13 +28,6 @@ from .generation import GenerationResult, Progress, decode_outputs, generate, pa
 from .multiscale import adain, check_upsampler, upsample_latents
 from .request import GenerationRequest, Models
 from .sampling_pass import pass_timesteps, run_pass
-
-# The peer's defaults (ComfyUI-LTXVideo's looping sampler): a tile of 10 latent frames (80 frames there; 73 as a
-# clip of 8k+1), an overlap of 3 latent frames (24 frames) conditioned at half strength, no AdaIN.
-DEFAULT_TILE_FRAMES = 73
-DEFAULT_OVERLAP_FRAMES = 24
-DEFAULT_OVERLAP_STRENGTH = 0.5
-
 
 @dataclass(frozen=True)
 class TemporalTiling:
@@ -58,6 +52,13 @@ class TemporalTiling:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v!r}")
+
+    @classmethod
+    def when_needed(cls, num_frames: int, **settings) -> "TemporalTiling | None":
+        """The tiling for a video of `num_frames`: with the given settings (None: the default) when any is given
+        or the video is longer than one pass takes (MAX_PASS_FRAMES); None otherwise (one pass)."""
+        given = {k: v for k, v in settings.items() if v is not None}
+        return cls(**given) if given or num_frames > MAX_PASS_FRAMES else None
 
     @property
     def tile_latents(self) -> int:
