@@ -4,7 +4,9 @@ Measurements (--only): step (one transformer forward on a CFG batch of 2), sampl
 latents: schedule, CFG, Euler steps), vae_decode, upsample (latent upsampler), e2e (sampling + decode to a video),
 lora (ours only: the step without a LoRA, with a LoRA on the trainer's layers (rank 1/16 of the width: 128 on the 2B)
 applied at compute time, and with the same LoRA merged into the weights; ratios to the step without a LoRA, and the
-LoRA's bytes).
+LoRA's bytes), gguf (the step with the block weights in the config's dtype, in fp8, and as GGUF Q8_0 / Q4_K files read
+by ours and by diffusers; ratios to the dense step, the weights' bytes; the transformer split into 32 heads of the
+same width, as GGUF files carry no config).
 All three implementations are built from one architecture description and share one set of seeded random
 weights (no checkpoint download); inputs, dtype and settings are equal. The sampling recipe is CFG 3 without
 STG (diffusers' LTXPipeline has no STG); diffusers samples with its own FlowMatch scheduler (same step count).
@@ -29,7 +31,7 @@ of each run, all threads ("cpu o/..."; `cpu_time_ratios` in the JSON), and ratio
 `min_ratios`): on a shared machine other load only ever adds time, so these are less disturbed by it.
 
 Correctness guard: the timing worker also reports each output's relative L2 difference to the reference's
-output (diffusers' sampling uses another scheduler, so its sample/e2e differences are not meaningful; ours' e2e
+output (gguf: also to ours dense holding the values each variant stores) (diffusers' sampling uses another scheduler, so its sample/e2e differences are not meaningful; ours' e2e
 video differs from the reference's by the decode noise, which the reference draws from torch's global RNG and ours
 from a generator derived from the seed).
 
@@ -47,6 +49,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from . import configs
@@ -91,69 +94,86 @@ def _rel(a, b) -> float | None:
 
 
 def worker(args) -> dict:
-    import gc
-
     import torch
 
     from . import models
 
     cfg = configs.get(args.config)
-    cfg["compile"] = args.compile
-    cfg["lean"] = args.lean
-    cfg["fp8_matmul"] = args.fp8_matmul
+    cfg.update(compile=args.compile, lean=args.lean, fp8_matmul=args.fp8_matmul, scratch=args._scratch)
     torch.set_num_threads(args.threads)
-    device = cfg["device"]
     impls = args.impls.split(",")
     torch.manual_seed(0)
     with torch.no_grad():
         fns = models.build(args.measure, cfg, impls)
         if args.worker == "time":
-            outs = {}
-            for name in impls:
-                for _ in range(args.warmup):
-                    outs[name] = fns[name]()
-                    _sync(device)
-            reference = configs.VARIANTS[args.measure][2] if args.measure in configs.VARIANTS else "reference"
-            errors = {name: _rel(outs[name], outs.get(reference)) for name in impls}
-            del outs
-            gc.collect()
-            times = {name: [] for name in impls}
-            cpu_times = {name: [] for name in impls}
-            for r in range(args.repeats):
-                order = impls[r % len(impls):] + impls[: r % len(impls)]
-                for name in order:
-                    _sync(device)
-                    c0, t0 = time.process_time(), time.perf_counter()
-                    out = fns[name]()
-                    _sync(device)
-                    times[name].append(time.perf_counter() - t0)
-                    cpu_times[name].append(time.process_time() - c0)
-                    del out
-            return {"times_s": times, "cpu_times_s": cpu_times, "rel_l2_vs_reference": errors, "info": models.INFO}
-        # memory: a single implementation in this process
-        (name,) = impls
-        fns[name]()
-        _sync(device)
-        gc.collect()
-        if device == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-            fns[name]()
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated()
-            return {"cuda_peak_allocated_mb": peak / 2**20, "cuda_peak_growth_mb": (peak - before) / 2**20,
-                    "rss_mb": _rss_kb("VmRSS") / 1024}
-        reset = _reset_peak_rss()
-        before = _rss_kb("VmRSS")
-        fns[name]()
-        if reset:
-            peak = _rss_kb("VmHWM")
-        else:
-            import resource
+            return _timed(args, fns, impls, cfg["device"])
+        (name,) = impls  # memory: a single implementation in this process
+        return _peak_memory(fns[name], cfg["device"])
 
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return {"peak_rss_mb": peak / 1024, "peak_rss_growth_mb": (peak - before) / 1024, "peak_reset": reset}
+
+def _timed(args, fns: dict, impls: list[str], device) -> dict:
+    """Warm-up, the outputs' differences (to the reference, and to what the builder registered in models.COMPARE),
+    then the interleaved timed rounds."""
+    import gc
+
+    from . import models
+
+    outs = {}
+    for name in impls:
+        for _ in range(args.warmup):
+            outs[name] = fns[name]()
+            _sync(device)
+    reference = configs.VARIANTS[args.measure][2] if args.measure in configs.VARIANTS else "reference"
+    errors = {name: _rel(outs[name], outs.get(reference)) for name in impls}
+    same = {name: _rel(outs[name], models.COMPARE[name]()) for name in impls if name in models.COMPARE}
+    del outs
+    gc.collect()
+    times = {name: [] for name in impls}
+    cpu_times = {name: [] for name in impls}
+    for r in range(args.repeats):
+        order = impls[r % len(impls):] + impls[: r % len(impls)]
+        for name in order:
+            _sync(device)
+            c0, t0 = time.process_time(), time.perf_counter()
+            out = fns[name]()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+            cpu_times[name].append(time.process_time() - c0)
+            del out
+    result = {"times_s": times, "cpu_times_s": cpu_times, "rel_l2_vs_reference": errors, "info": models.INFO}
+    if same:
+        result["rel_l2_vs_same_values"] = same
+    return result
+
+
+def _peak_memory(fn, device) -> dict:
+    """Peak memory of one run of `fn` after a warm-up run (see the module docstring)."""
+    import gc
+
+    import torch
+
+    fn()
+    _sync(device)
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+        return {"cuda_peak_allocated_mb": peak / 2**20, "cuda_peak_growth_mb": (peak - before) / 2**20,
+                "rss_mb": _rss_kb("VmRSS") / 1024}
+    reset = _reset_peak_rss()
+    before = _rss_kb("VmRSS")
+    fn()
+    if reset:
+        peak = _rss_kb("VmHWM")
+    else:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_rss_mb": peak / 1024, "peak_rss_growth_mb": (peak - before) / 1024, "peak_reset": reset}
 
 
 # ------------------------------------------------------------------------------------------------ driver side
@@ -162,7 +182,7 @@ def worker(args) -> dict:
 def _spawn(args, measure, worker_kind, impls) -> dict:
     cmd = [sys.executable, "-m", "bench", "--_worker", worker_kind, "--_measure", measure, "--_impls", ",".join(impls),
            "--config", args.config, "--threads", str(args.threads), "--repeats", str(args.repeats),
-           "--warmup", str(args.warmup)] + (["--compile"] if args.compile else []) + (
+           "--warmup", str(args.warmup), "--_scratch", args.scratch] + (["--compile"] if args.compile else []) + (
                ["--lean", str(args.lean)] if args.lean else []) + (["--fp8-matmul"] if args.fp8_matmul else [])
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                PYTHONWARNINGS="ignore")
@@ -209,6 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--_worker", choices=("time", "mem"), help=argparse.SUPPRESS)
     p.add_argument("--_measure", help=argparse.SUPPRESS)
     p.add_argument("--_impls", help=argparse.SUPPRESS)
+    p.add_argument("--_scratch", help=argparse.SUPPRESS)  # the driver's temporary folder (GGUF files)
     return p
 
 
@@ -275,10 +296,12 @@ def main(argv=None):
     except ImportError:
         pass
     started = time.time()
-    for m in measures:
-        results["measurements"][m] = _measure(args, m, impls)
-        with open(args.out, "w") as f:  # partial results survive an interrupted run
-            json.dump(results, f, indent=1)
+    # Files the workers share (the gguf measurement's GGUF files: written by the first worker, read by the others).
+    with tempfile.TemporaryDirectory(prefix="ltx-bench-") as args.scratch:
+        for m in measures:
+            results["measurements"][m] = _measure(args, m, impls)
+            with open(args.out, "w") as f:  # partial results survive an interrupted run
+                json.dump(results, f, indent=1)
     results["wall_s"] = time.time() - started
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
@@ -325,34 +348,74 @@ def _table(results, impls):
         print(row)
     for m, e in results["measurements"].items():
         if m in configs.VARIANTS:
-            _variants_table(m, e, mem_key, grow_key)
+            _variants_table(m, e, mem_key, grow_key, results)
 
 
-def _variants_table(m: str, e: dict, mem_key: str, grow_key: str):
-    """A measurement of variants of ours: one row per variant, ratios to the baseline variant."""
+def _variants_table(m: str, e: dict, mem_key: str, grow_key: str, results: dict):
+    """A measurement of variants: one row per variant, ratios to the baseline variant; the weights' bytes and the
+    differences to what each variant stores where the measurement reports them."""
     variants, base, reference = configs.VARIANTS[m]
     info = e.get("info", {})
-    print(f"\n{m}: ours, one step at the step shape")
-    if m == "lora" and info:
-        print(f"  a rank-{info['rank']} LoRA on {info['layers']} layers ({', '.join(configs.LORA_LAYERS)} of every "
-              f"block): {info['lora_bytes'] / 2**20:.1f} MiB in {info['compute_dtype']}; its matmuls add "
-              f"{100 * info['lora_flops_fraction']:.1f}% to the FLOPs of the layers it patches")
-        print(f"  applied at compute time (lora; entering and leaving applied_loras: {_fmt(info['apply_s'], 's')}), "
-              f"or merged into a copy of those weights (merged; W += up @ down once: {_fmt(info.get('merge_s'), 's')})")
+    labels = info.get("labels", {})
+    if m == "lora":
+        _lora_header(info)
+    if m == "gguf":
+        _gguf_header(info, results)
     if "median_s" not in e:
         print(f"  ERROR: ...{e['timing'].get('error', '?')[-500:]}")  # the tail: the exception itself
         return
-    print(f"  {'variant':<10}{'median':>22}{f'x {base}':>11}{'cpu x':>11}{'min x':>11}   rel.err vs {reference}")
     errs = e["timing"].get("rel_l2_vs_reference", {})
+    same = e["timing"].get("rel_l2_vs_same_values", {})
+    weights = info.get("weight_bytes", {})
+    err_head = f"rel.err vs {labels.get(reference, reference)}"
+    print(f"  {'variant':<11}{'median':>22}{'x ' + labels.get(base, base):>11}{'cpu x':>11}{'min x':>11}"
+          + (f"{'weights':>11}" if weights else "") + f"   {err_head}" + ("  vs same values" if same else ""))
     for v in variants:
         mem = e.get("memory", {}).get(v, {})
         ms = f" {_fmt(mem.get(mem_key))}({_fmt(mem.get(grow_key))})" if mem_key in mem else ""
         key = f"{v}/{base}"
         ratios = [1.0 if v == base else e.get(k, {}).get(key, float("nan"))
                   for k in ("ratios", "cpu_time_ratios", "min_ratios")]
-        err = errs.get(v)
-        print(f"  {v:<10}{_fmt(e['median_s'][v], 's') + ms:>22}" + "".join(f"{r:>11.3f}" for r in ratios)
-              + ("   -" if v == reference or err is None else f"   {err:.1e}"))
+        err = "n/a" if v in info.get("random_values", ()) else _err(None if v == reference else errs.get(v))
+        print(f"  {labels.get(v, v):<11}{_fmt(e['median_s'][v], 's') + ms:>22}" + "".join(f"{r:>11.3f}" for r in ratios)
+              + (f"{_fmt(weights.get(v, 0) / 2**20) + ' MiB':>11}" if weights else "")
+              + f"   {err:<{len(err_head)}}" + (f"  {_err(same.get(v))}" if same else ""))
+
+
+def _err(x) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+def _lora_header(info: dict):
+    print("\nlora: ours, one step at the step shape")
+    if not info:
+        return
+    print(f"  a rank-{info['rank']} LoRA on {info['layers']} layers ({', '.join(configs.LORA_LAYERS)} of every "
+          f"block): {info['lora_bytes'] / 2**20:.1f} MiB in {info['compute_dtype']}; its matmuls add "
+          f"{100 * info['lora_flops_fraction']:.1f}% to the FLOPs of the layers it patches")
+    print(f"  applied at compute time (lora; entering and leaving applied_loras: {_fmt(info['apply_s'], 's')}), "
+          f"or merged into a copy of those weights (merged; W += up @ down once: {_fmt(info.get('merge_s'), 's')})")
+
+
+def _gguf_header(info: dict, results: dict):
+    t = results["config"]["transformer"]
+    heads = (t["num_attention_heads"], t["attention_head_dim"])
+    was = "" if heads[0] == configs.GGUF_HEADS else (
+        f" (the config's {heads[0]} heads of {heads[1]} split into {configs.GGUF_HEADS}: a GGUF file carries no "
+        f"config, and ours' loader takes the releases' {configs.GGUF_HEADS} heads)")
+    print(f"\ngguf: ours and diffusers, one step at the step shape; transformer with {configs.GGUF_HEADS} heads of "
+          f"{t['num_attention_heads'] * t['attention_head_dim'] // configs.GGUF_HEADS}{was}")
+    if not info:
+        return
+    dense = info["labels"]["dense"]
+    fp8 = "multiplied in fp8 (--fp8-matmul)" if results.get("fp8_matmul") else f"upcast per layer to {dense}"
+    print(f"  the block Linear weights ({info['layers']} layers, {info['block_weights'] / 1e6:.1f} M weights) held "
+          f"as: {dense} (the config's dtype: the baseline); fp8: float8_e4m3fn, {fp8}; q8_0, "
+          f"q4_k: GGUF files read by ours (QuantizedLinear, dequantized per layer in torch); diff_*: the same files "
+          f"through diffusers' GGUF quantizer (compute dtype {dense}). The other tensors: {dense}")
+    print(f"  Q4_K files hold random bytes (gguf cannot quantize K-quants): timing and memory only. weights: the "
+          f"transformer's tensor bytes. rel.err vs {dense}: to the seeded weights' output; vs same values: to ours "
+          f"{dense} holding the values the variant stores (fp8-rounded; gguf's numpy dequantization of the file)")
 
 
 if __name__ == "__main__":

@@ -82,11 +82,12 @@ CONFIGS = {
     ),
 }
 
-MEASUREMENTS = ("step", "sample", "vae_decode", "upsample", "e2e", "lora")
+MEASUREMENTS = ("step", "sample", "vae_decode", "upsample", "e2e", "lora", "gguf")
 IMPLS = ("ours", "reference", "diffusers")
 # Measurements that time variants of ours against each other instead of the three implementations:
 # measurement -> (its variants, the variant the ratios divide by, the variant the others' outputs are compared to).
-VARIANTS = {"lora": (("plain", "lora", "merged"), "plain", "merged")}
+VARIANTS = {"lora": (("plain", "lora", "merged"), "plain", "merged"),
+            "gguf": (("dense", "fp8", "q8_0", "q4_k", "diff_q8_0", "diff_q4_k"), "dense", "dense")}
 
 # `lora`: one transformer step at the `step` shape without a LoRA, with a LoRA applied at compute time
 # (ltx_core.lora.applied_loras), and with the same LoRA merged into the weights (W += up @ down, computed once).
@@ -96,6 +97,24 @@ VARIANTS = {"lora": (("plain", "lora", "merged"), "plain", "merged")}
 LORA_RANK_PER_WIDTH = 1 / 16
 LORA_LAYERS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn2.to_q", "attn2.to_k", "attn2.to_v",
                "attn2.to_out.0", "ff.net.0.proj", "ff.net.2")
+
+# `gguf`: one transformer step at the `step` shape with the block Linear weights held in the config's dtype (dense),
+# in float8_e4m3fn (upcast per layer), and as GGUF files of these types, read by ours and by diffusers (diff_*).
+GGUF_TYPES = {"q8_0": "Q8_0", "q4_k": "Q4_K"}  # variant (without diff_) -> GGUF type
+# A GGUF file carries no config: ours' loader assumes the releases' 32 heads (`detect.transformer_config_from_shapes`).
+GGUF_HEADS = 32
+
+
+def gguf(cfg: dict) -> dict:
+    """`cfg` with its transformer split into GGUF_HEADS heads of the same total width, so that a GGUF file of it
+    reads back as the same model (a no-op for the released shapes, which have 32 heads)."""
+    cfg = copy.deepcopy(cfg)
+    t = cfg["transformer"]
+    width = t["num_attention_heads"] * t["attention_head_dim"]
+    if width % GGUF_HEADS:
+        raise ValueError(f"the gguf measurement needs a width divisible by {GGUF_HEADS}, got {width}")
+    t.update(num_attention_heads=GGUF_HEADS, attention_head_dim=width // GGUF_HEADS)
+    return cfg
 
 
 def get(name: str) -> dict:

@@ -4,16 +4,19 @@ loaded into the other two with `assign=True`, so the implementations share the s
 gets them renamed by its own single-file converters."""
 from __future__ import annotations
 
+import functools
 import json
 import math
+from pathlib import Path
 
 import torch
 
 from ltx_core.geometry import LATENT_CHANNELS
 from ltx_core.loader.diffusers_format import transformer_config_from_diffusers, vae_config_from_diffusers
+from ltx_core.loader.precision import fp8_eligible_keys
 from ltx_core.memory import stream_blocks
 
-from . import configs
+from . import configs, gguf_files
 
 UNUSED_VAE_STATISTICS = ("channel", "mean-of-stds", "mean-of-stds_over_std-of-means")
 
@@ -92,14 +95,15 @@ def transformers(cfg: dict, device, dtype, impls=None) -> dict:
     return out
 
 
-def _fp8_storage(model, device) -> None:
-    """Ours as an fp8 checkpoint loads: block Linear weights in float8_e4m3fn, everything else in the bf16 compute
-    dtype, on `device` (the CPU for --lean, whose blocks then stream to the GPU for as long as the process lives)."""
-    from ltx_core.loader.precision import FP8_COMPUTE, fp8_eligible_keys
+def _fp8_storage(model, device, compute: torch.dtype | None = None) -> None:
+    """Ours as an fp8 checkpoint loads: block Linear weights in float8_e4m3fn, everything else in `compute` (by
+    default the bf16 that fp8 checkpoints compute in), on `device` (the CPU for --lean, whose blocks then stream to
+    the GPU for as long as the process lives). Tensors already in `compute` on `device` are kept, not copied."""
+    from ltx_core.loader.precision import FP8_COMPUTE
 
     fp8 = fp8_eligible_keys(model, "transformer_blocks.")
     for name, p in model.named_parameters():
-        p.data = p.data.to(device, torch.float8_e4m3fn if name in fp8 else FP8_COMPUTE)
+        p.data = p.data.to(device, torch.float8_e4m3fn if name in fp8 else compute or FP8_COMPUTE)
 
 
 _KEEP_ALIVE = []
@@ -265,10 +269,16 @@ def _build_step(cfg, device, dtype, impls):
         fns["reference"] = lambda: r(tokens, indices_grid=coords, encoder_hidden_states=context,
                                      timestep=t.reshape(batch, 1), encoder_attention_mask=mask, return_dict=False)[0]
     if "diffusers" in models:
-        d = models["diffusers"]
-        # diffusers takes the official positions as video_coords and a timestep already scaled by 1000
-        fns["diffusers"] = lambda: d(tokens, context, t * 1000, mask, video_coords=coords, return_dict=False)[0]
+        fns["diffusers"] = _diffusers_step(models["diffusers"], inputs)
     return fns
+
+
+def _diffusers_step(model, inputs: dict):
+    """One step of diffusers' transformer: it takes the official positions as video_coords and a timestep already
+    scaled by 1000."""
+    tokens, coords, t = inputs["tokens"], inputs["coords"], inputs["t"]
+    context, mask = inputs["context"], inputs["mask"]
+    return lambda: model(tokens, context, t * 1000, mask, video_coords=coords, return_dict=False)[0]
 
 
 # ------------------------------------------------------------------------------------------------ LoRA
@@ -277,19 +287,25 @@ def _build_step(cfg, device, dtype, impls):
 INFO: dict = {}
 
 
-def _twin(model, cfg):
-    """Another Transformer3D holding the very same weight tensors (no memory), set up as `transformers` sets up
-    ours: a LoRA applied to one of them, or weights replaced in one, leave the other as it is."""
+def _twin(model, cfg, weights: dict | None = None):
+    """Another Transformer3D holding the very same weight tensors (no memory) but for `weights` (name -> tensor),
+    set up as `transformers` sets up ours: a LoRA applied to one of them, or weights replaced in one, leave the other
+    as it is."""
     from ltx_core.model.transformer import Transformer3D
 
     with torch.device("meta"):
         twin = Transformer3D(model.config)
-    twin.load_state_dict(model.state_dict(), strict=True, assign=True)
+    twin.load_state_dict({**model.state_dict(), **(weights or {})}, strict=True, assign=True)
+    return _set_up(twin, cfg)
+
+
+def _set_up(model, cfg):
+    """fp8 matmuls and compilation as the config asks for them."""
     if cfg.get("fp8_matmul"):
-        twin.use_fp8_matmul()
+        model.use_fp8_matmul()
     if cfg.get("compile"):
-        twin.compile_blocks()
-    return twin.eval()
+        model.compile_blocks()
+    return model.eval()
 
 
 def _trainer_lora(model, rank: int, dtype):
@@ -373,6 +389,95 @@ def _build_lora(cfg, device, dtype, impls):
         INFO["merge_s"] = _timed_once(lambda: _merge(models["merged"], lora), device)
         fns["merged"] = _ours_step(models["merged"], inputs)
     return fns
+
+
+# ------------------------------------------------------------------------------------------------ GGUF
+
+# Outputs a variant's output is compared to, besides the measurement's reference variant's: variant -> zero-argument
+# callable. Registered only where the baseline is built too (the timing worker), which runs each once.
+COMPARE: dict = {}
+
+
+def _build_gguf(cfg, device, dtype, impls):
+    """One step at the step's shape with the block Linear weights held as: `dense` (the config's dtype), `fp8`
+    (float8_e4m3fn, upcast per layer to the config's dtype), GGUF Q8_0 / Q4_K files read by ours (`q8_0`, `q4_k`:
+    QuantizedLinear) and by diffusers (`diff_q8_0`, `diff_q4_k`). The transformer is configs.gguf's (32 heads); the
+    files are written once per run into cfg["scratch"] from the seeded weights. Every variant but dense is also
+    compared to ours dense holding the very values it stores (COMPARE)."""
+    if cfg.get("lean"):
+        raise ValueError("the gguf measurement does not take --lean (block streaming): it compares resident weights")
+    cfg = configs.gguf(cfg)
+    base = transformers(dict(cfg, fp8_matmul=False), device, dtype, ["ours"])["ours"]
+    blocks = fp8_eligible_keys(base, "transformer_blocks.")
+    inputs = _step_inputs(cfg, device, dtype)
+    fns, weight_bytes, compared = {}, {}, {}
+    for v in (v for v in configs.VARIANTS["gguf"][0] if v in impls):
+        model, values = _gguf_variant(v, base, blocks, cfg, device, dtype)
+        fns[v] = (_diffusers_step if v.startswith("diff_") else _ours_step)(model, inputs)
+        weight_bytes[v] = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        if values is not None and "dense" in impls:
+            storage = v.removeprefix("diff_")
+            COMPARE[v] = compared.setdefault(storage, _dense_holding(base, values, inputs))
+    t = cfg["transformer"]
+    INFO.update(weight_bytes=weight_bytes, labels={"dense": str(dtype).removeprefix("torch.")},
+                heads=t["num_attention_heads"], head_dim=t["attention_head_dim"], layers=len(blocks),
+                block_weights=sum(base.get_parameter(k).numel() for k in blocks),
+                random_values=[v for v in weight_bytes if configs.GGUF_TYPES.get(v.removeprefix("diff_"))
+                               in gguf_files.K_FP16_FIELDS])
+    return fns
+
+
+def _gguf_variant(v, base, blocks, cfg, device, dtype):
+    """(variant `v`'s model, a callable giving its block weights as ours dense would hold them, or None for dense)."""
+    if v == "dense":
+        return base, None
+    if v == "fp8":
+        model = _twin(base, {})  # its own fp8 block weights; the other tensors shared with dense
+        _fp8_storage(model, device, dtype)  # computing in the config's dtype, as every variant here does
+        return _set_up(model, cfg), lambda: {k: model.get_parameter(k).to(dtype) for k in blocks}
+    qtype = configs.GGUF_TYPES[v.removeprefix("diff_")]
+    path = gguf_files.ensure(Path(cfg["scratch"]) / f"{qtype}.gguf", base.state_dict(), blocks, qtype)
+    shapes = {k: base.get_parameter(k).shape for k in blocks}
+
+    def values():
+        return gguf_files.dequantized(path, shapes, device, dtype)
+
+    if v.startswith("diff_"):
+        return _diffusers_gguf(path, cfg, device, dtype), values
+    return _ours_gguf(path, base.config, cfg, device, dtype), values
+
+
+def _dense_holding(base, values, inputs):
+    """The step's output of ours dense with `values()` as its block weights, computed once when first asked for
+    (the model is built for it and dropped)."""
+    return functools.cache(lambda: _ours_step(_twin(base, {}, values()), inputs)())
+
+
+def _ours_gguf(path, config, cfg, device, dtype):
+    """Ours as it loads a GGUF file, told the release whose time positions the bench's config has (the file
+    carries no config); a ValueError unless the file reads back as the model `config` describes."""
+    from ltx_core import load_checkpoint
+    from ltx_core.loader.checkpoint import Companion
+
+    release = "0.9.8" if config.causal_temporal_positioning else "0.9.6"
+    model = load_checkpoint(path, device=device, dtype=dtype, companion=Companion(release=release)).transformer
+    if model.config != config:
+        raise ValueError(f"{path} reads back as another model: {model.config} instead of {config}")
+    return _set_up(model, dict(cfg, fp8_matmul=False))
+
+
+def _diffusers_gguf(path, cfg, device, dtype):
+    """diffusers' transformer from a GGUF file through its GGUF quantizer (weights dequantized per layer, in
+    `dtype`), given the config as a local folder (no download)."""
+    from diffusers import GGUFQuantizationConfig, LTXVideoTransformer3DModel
+
+    folder = Path(cfg["scratch"]) / "diffusers-transformer"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(cfg["transformer"]))
+    model = LTXVideoTransformer3DModel.from_single_file(
+        str(path), config=str(folder), quantization_config=GGUFQuantizationConfig(compute_dtype=dtype),
+        torch_dtype=dtype)
+    return model.to(device).eval()
 
 
 def _build_vae_decode(cfg, device, dtype, impls):

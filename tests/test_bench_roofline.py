@@ -5,6 +5,8 @@ SDPA: on CPU the default backend runs `aten._scaled_dot_product_flash_attention_
 no formula for (it counts 0). The forwards here run under the MATH backend, which computes QK^T and PV as two `bmm`s:
 those it counts, 2 FLOPs per multiply-add, as the analytic count does. Linear layers are counted as their `mm` /
 `addmm` (the bias add is not counted, by FlopCounterMode nor by the analytic count), so the totals match exactly.
+
+Also: the `gguf` measurement's GGUF files read back as the model they were written from.
 """
 import subprocess
 import sys
@@ -220,3 +222,39 @@ def test_memory_plan_tiles_the_decode_into_the_budget():
     assert tight["decode_tiling"] is not None
     assert tight["decode_bytes"] <= 3 * 2**30 < tight["decode_untiled_bytes"]
     assert "VAE decode for 3 GiB" in roofline.format_memory_plan(tight)
+
+
+@pytest.mark.parametrize("qtype", ["Q8_0", "Q4_K"])
+def test_gguf_measurement_files_read_back_as_the_model(tmp_path, qtype):
+    """The `gguf` measurement's files (bench.gguf_files) read back through ours' loader as the model they were
+    written from (configs.gguf's 32 heads), holding what gguf's numpy reference dequantizes: Q8_0 close to the
+    weights, Q4_K random with the weights' spread."""
+    pytest.importorskip("gguf")
+    from bench import gguf_files
+    from ltx_core import load_checkpoint
+    from ltx_core.loader.checkpoint import Companion
+    from ltx_core.loader.precision import fp8_eligible_keys
+
+    # 4 heads of 64 split into 32 of 8; every block layer's rows a multiple of Q4_K's 256-element blocks
+    arch = configs.gguf({"transformer": tiny_arch(num_attention_heads=4, attention_head_dim=64,
+                                                  cross_attention_dim=256)})["transformer"]
+    assert (arch["num_attention_heads"], arch["attention_head_dim"]) == (32, 8)
+    dense = build(arch)
+    blocks = fp8_eligible_keys(dense, "transformer_blocks.")
+    path = gguf_files.ensure(tmp_path / f"{qtype}.gguf", dense.state_dict(), blocks, qtype)
+    model = load_checkpoint(path, dtype=torch.float32, companion=Companion(release="0.9.6")).transformer
+    assert model.config == dense.config
+    values = gguf_files.dequantized(path, {k: dense.get_parameter(k).shape for k in blocks}, "cpu", torch.float32)
+    assert set(values) == blocks
+    for k, v in values.items():
+        w = dense.get_parameter(k)
+        if qtype == "Q8_0":
+            assert (v - w).norm() <= 0.01 * w.norm()
+        else:
+            assert 0.5 < v.std() * w.shape[1] ** 0.5 < 2
+    dense.load_state_dict(values, strict=False)
+    gen = torch.Generator().manual_seed(0)
+    latents, context = torch.randn(1, 16, 2, 2, 3, generator=gen), torch.randn(1, 5, 24, generator=gen)
+    with torch.no_grad():
+        got, expected = (m(latents, torch.tensor([0.6]), context, torch.ones(1, 5)) for m in (model, dense))
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)

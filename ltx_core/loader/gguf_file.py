@@ -64,7 +64,8 @@ class GGUFFile:
         stored = self.raw(key)
         if self.quant_type(key) == "BF16":  # the reader hands bf16 over as its bytes
             stored = stored.view(torch.bfloat16)
-        return stored.reshape(self.shape(key)).to(device=device, dtype=dtype)
+        # Always a copy: these are small, and a view would leave a writable-looking tensor on read-only pages.
+        return stored.reshape(self.shape(key)).to(device=device, dtype=dtype, copy=True)
 
 
 def _architecture(reader) -> str | None:
