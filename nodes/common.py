@@ -84,10 +84,17 @@ class Conditioning:
     frame_rate: float
     keyframes: tuple[Keyframe, ...] = ()
     controls: tuple[Keyframe, ...] = ()  # IC-LoRA control videos
+    later_prompts: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()  # (embeds, mask) of chunks 2, 3, ...
 
     @property
     def text(self) -> TextConditioning:
         return TextConditioning(self.embeds, self.mask, self.negative_embeds, self.negative_mask)
+
+    @property
+    def texts(self) -> list[TextConditioning]:
+        """One per chunk of a long video (the prompt's parts separated by '|')."""
+        return [self.text] + [TextConditioning(e, m, self.negative_embeds, self.negative_mask)
+                              for e, m in self.later_prompts]
 
     def with_keyframe(self, keyframe: Keyframe) -> "Conditioning":
         return replace(self, keyframes=self.keyframes + (keyframe,))

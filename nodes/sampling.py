@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from dataclasses import replace
 
 import torch
 
@@ -14,13 +15,19 @@ from ..ltx_core import (
     PIXELS_PER_LATENT,
     SCHEDULES,
     STG_MODE_NAMES,
+    DEFAULT_OVERLAP_FRAMES,
+    DEFAULT_OVERLAP_STRENGTH,
+    DEFAULT_TILE_FRAMES,
+    MAX_PASS_FRAMES,
     Cancelled,
     GenerationRequest,
+    TemporalTiling,
     PipelineConfig,
     VideoTarget,
     check_generation_memory,
     check_upsampler,
     generate,
+    generate_long,
     load_pipeline_config,
     pixel_size,
     lora_bytes,
@@ -166,8 +173,9 @@ class Sampler:
 
     # many parameters: ComfyUI passes each input of the node by name
     def sample(self, model, conditioning, preset, width, height, num_frames, seed, steps, denoise,
-               image_cond_noise_scale, upscale_model=None, settings=None, latent=None):
-        node = "LTX-Video Sampler"
+               image_cond_noise_scale, upscale_model=None, settings=None, latent=None, *, tiling=None):
+        """`tiling` (not a node input): temporal chunks, from LTX-Video Long Video Sampler."""
+        node = "LTX-Video Long Video Sampler" if tiling else "LTX-Video Sampler"
         if not isinstance(model, ModelHandle):
             raise ValueError(f"{node}: model must come from LTX-Video Checkpoint Loader")
         if not isinstance(conditioning, Conditioning):
@@ -189,7 +197,11 @@ class Sampler:
             logger.warning("LTX-Video (stack): %s is a distilled checkpoint; %s does not use its timesteps (pick the "
                            "matching distilled preset)", model.name, recipe)
 
-        text = conditioning.text.expand(batch)
+        if conditioning.later_prompts and tiling is None:
+            raise ValueError(f"{node}: the prompt has several parts separated by '|' (one per chunk of a long "
+                             "video): use LTX-Video Long Video Sampler, or remove the '|'")
+        texts = [t.expand(batch) for t in conditioning.texts]
+        text = texts[0]
         device = model.managed.load_device
         others = [model.vae.managed] + ([upscale_model.managed] if upscale_model else [])
         try:
@@ -200,11 +212,14 @@ class Sampler:
                 image_cond_noise_scale=float(image_cond_noise_scale), latents=start, denoise_strength=float(denoise),
                 output="latents")
             free = bridge.free_memory_bytes(device) if device.type in CHECKED_DEVICE_TYPES else None
-            work = check_generation_memory(model.module, cfg, text, request, device=device, free_bytes=free,
+            step = request if tiling is None else replace(request, num_frames=min(num_frames, tiling.tile_frames))
+            work = check_generation_memory(model.module, cfg, text, step, device=device, free_bytes=free,
                                            streaming=True) + lora_bytes(model.loras, model.module.compute_dtype)
+            hooks = dict(progress=bridge.Progress(1), should_cancel=bridge.interrupt_requested)
+            models = model.models(upscale_model and upscale_model.module)
             with torch.no_grad(), _placement(model, others, work):
-                res = generate(model.models(upscale_model and upscale_model.module), cfg, text, request,
-                               progress=bridge.Progress(1), should_cancel=bridge.interrupt_requested)
+                res = (generate(models, cfg, text, request, **hooks) if tiling is None
+                       else generate_long(models, cfg, texts, request, tiling, **hooks))
         except Cancelled:
             bridge.raise_interrupted("LTX-Video Sampler interrupted")
         except ValueError as e:
@@ -214,6 +229,49 @@ class Sampler:
             info["target"] = vars(VideoTarget.of_request(height, width, num_frames))
         info["frame_rate"] = conditioning.frame_rate
         return (make_latent(res.latents, info),)
+
+
+class LongSampler(Sampler):
+    DESCRIPTION = ("Generates a long video in temporal chunks that continue each other (LTX-Video 0.9.8 was made "
+                   "for this): each chunk starts from the last frames of the one before, so memory stays that of "
+                   "one chunk however long the video. One prompt per chunk with | in LTX-Video Text Encode (the "
+                   "last repeats); keyframes land at their frames, a control video is cut per chunk. A video that "
+                   "fits in one chunk is the same as LTX-Video Sampler's.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        spec = Sampler.INPUT_TYPES()
+        required = {k: v for k, v in spec["required"].items() if k != "denoise"}
+        required["num_frames"] = ("INT", {**spec["required"]["num_frames"][1], "default": 481,
+                                          "tooltip": "Number of frames of the whole video (481: 20 s at 24 fps); "
+                                                     "made 8k+1 like the sampler's."})
+        required.update({
+            "tile_frames": ("INT", {"default": DEFAULT_TILE_FRAMES, "min": 17, "max": MAX_PASS_FRAMES,
+                                    "step": FRAMES_PER_LATENT,
+                                    "tooltip": "Frames per chunk, 8k+1: longer chunks drift less and need more "
+                                               "memory."}),
+            "overlap_frames": ("INT", {"default": DEFAULT_OVERLAP_FRAMES, "min": 16, "max": MAX_PASS_FRAMES,
+                                       "step": FRAMES_PER_LATENT,
+                                       "tooltip": "Frames a chunk shares with the one before (a multiple of 8): "
+                                                  "more carries motion across better and costs more chunks."}),
+            "overlap_strength": ("FLOAT", {"default": DEFAULT_OVERLAP_STRENGTH, "min": 0.0, "max": 1.0, "step": 0.01,
+                                           "tooltip": "How strongly a chunk keeps the shared frames."}),
+            "adain_factor": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                       "tooltip": "Pulls each chunk's colours toward the first chunk's against "
+                                                  "drift; 0.1-0.3 is a usual range."}),
+        })
+        optional = {k: v for k, v in spec["optional"].items() if k != "latent"}
+        return {"required": required, "optional": optional}
+
+    # many parameters: ComfyUI passes each input of the node by name
+    def sample(self, model, conditioning, preset, width, height, num_frames, seed, steps, image_cond_noise_scale,
+               tile_frames, overlap_frames, overlap_strength, adain_factor, upscale_model=None, settings=None):
+        try:
+            tiling = TemporalTiling(int(tile_frames), int(overlap_frames), float(overlap_strength), float(adain_factor))
+        except ValueError as e:
+            raise node_error("LTX-Video Long Video Sampler", e) from None
+        return super().sample(model, conditioning, preset, width, height, num_frames, seed, steps, 1.0,
+                              image_cond_noise_scale, upscale_model, settings, tiling=tiling)
 
 
 def _floats(text: str, what: str) -> list[float] | None:
@@ -303,6 +361,8 @@ class CustomSettings:
         return (SamplerSettings(raw),)
 
 
-NODE_CLASS_MAPPINGS = {"LTXVStackSampler": Sampler, "LTXVStackCustomSettings": CustomSettings}
+NODE_CLASS_MAPPINGS = {"LTXVStackSampler": Sampler, "LTXVStackLongSampler": LongSampler,
+                       "LTXVStackCustomSettings": CustomSettings}
 NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackSampler": "LTX-Video Sampler",
+                              "LTXVStackLongSampler": "LTX-Video Long Video Sampler",
                               "LTXVStackCustomSettings": "LTX-Video Custom Sampler Settings"}

@@ -1,7 +1,7 @@
 """Text encode node: prompt + negative prompt -> the pack's conditioning (T5 features, masks, frame rate)."""
 from __future__ import annotations
 
-from ..ltx_core import DEFAULT_NEGATIVE_PROMPT, TEXT_ENCODE_BYTES, encode_prompts
+from ..ltx_core import DEFAULT_NEGATIVE_PROMPT, TEXT_ENCODE_BYTES, chunk_prompts, encode_chunk_prompts
 from . import comfy_bridge as bridge
 from .common import CATEGORY, CONDITIONING, TEXT_ENCODER, Conditioning, TextEncoderHandle
 
@@ -22,7 +22,9 @@ class TextEncode:
             "text_encoder": (TEXT_ENCODER, {"tooltip": "The T5 text encoder from LTX-Video Text Encoder Loader."}),
             "prompt": ("STRING", {"multiline": True, "default": "",
                                   "tooltip": "What the video shows: subject, motion, camera, light. Long, detailed "
-                                             "prompts work best (up to 256 T5 tokens are used)."}),
+                                             "prompts work best (up to 256 T5 tokens are used). For LTX-Video Long "
+                                             "Video Sampler, one prompt per chunk separated by | (the last "
+                                             "repeats)."}),
             "negative_prompt": ("STRING", {"multiline": True, "default": DEFAULT_NEGATIVE_PROMPT,
                                            "tooltip": "What to avoid; used by recipes with CFG above 1 (the "
                                                       "distilled recipes ignore it)."}),
@@ -39,12 +41,16 @@ class TextEncode:
         # Encoded on the text encoder's load device, whose memory is given back at once (not needed while sampling).
         bridge.load_models([text_encoder.managed], TEXT_ENCODE_BYTES)
         try:
-            text = encode_prompts(text_encoder.encoder, prompt, negative_prompt)
+            prompts = chunk_prompts(prompt) if "|" in prompt else [prompt]
+            texts = encode_chunk_prompts(text_encoder.encoder, prompts, negative_prompt)
             bridge.check_interrupt()
+        except ValueError as e:
+            raise ValueError(f"LTX-Video Text Encode: {e}") from None
         finally:
             bridge.unload_model(text_encoder.managed)
-        text = text.to(bridge.intermediate_device())
-        return (Conditioning(text.embeds, text.mask, text.negative_embeds, text.negative_mask, float(frame_rate)),)
+        first, *later = [t.to(bridge.intermediate_device()) for t in texts]
+        return (Conditioning(first.embeds, first.mask, first.negative_embeds, first.negative_mask, float(frame_rate),
+                             later_prompts=tuple((t.embeds, t.mask) for t in later)),)
 
 
 NODE_CLASS_MAPPINGS = {"LTXVStackTextEncode": TextEncode}

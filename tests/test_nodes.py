@@ -99,7 +99,7 @@ def image(frames=1, h=80, w=120, seed=0):
 
 
 def test_registration_contract():
-    assert len(nodes) == 14 and set(nodes) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
+    assert len(nodes) == 15 and set(nodes) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
     for node_id, cls in nodes.items():
         assert node_id.startswith("LTXVStack") and node_id not in CORE_LTXV_IDS
         assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_id].startswith("LTX-Video ")
@@ -380,6 +380,32 @@ def test_part_loaders_refuse_the_wrong_kind_of_file(models):
                                          r"but LTX-Video 0.9.6 models decode with the 0.9.5\+ VAE"):
         run("LTXVStackModelLoader", model_name="ltxv-2b-0.9.6-dev-Q8_0.gguf", vae=old_vae, release="auto",
             weight_dtype="default")
+
+
+def test_long_video_sampler_with_chunk_prompts(models):
+    (cond,) = run("LTXVStackTextEncode", text_encoder=models["te"], prompt="a fox runs | the fox jumps",
+                  negative_prompt="blurry", frame_rate=FPS)
+    assert len(cond.texts) == 2
+    (cond,) = run("LTXVStackAddImage", conditioning=cond, image=image(1), frame_index=0, strength=1.0, crf=29,
+                  blur=True)
+    args = dict(model=models["model"], conditioning=cond, preset="ltxv-2b-0.9.6-distilled", width=W, height=H,
+                num_frames=57, seed=7, steps=2, image_cond_noise_scale=0.15)
+    (latent,) = run("LTXVStackLongSampler", tile_frames=33, overlap_frames=16, overlap_strength=0.5,
+                    adain_factor=0.0, **args)
+    assert latent["samples"].shape == (1, 128, 8, H // 32, W // 32)
+    assert decode(models, latent).shape == (57, H, W, 3)
+    # the same as one ltx_core call with the same prompts, keyframe and tiling
+    cfg = core.presets.load_pipeline_config("ltxv-2b-0.9.6-distilled")
+    items = core.prepare_keyframes(cond.keyframes, H, W, 57)
+    request = core.GenerationRequest(height=H, width=W, num_frames=57, frame_rate=FPS, seed=7, num_inference_steps=2,
+                                     conditioning=items, output="latents")
+    ref = core.generate_long(models["model"].models(), cfg, cond.texts, request, core.TemporalTiling(33, 16, 0.5))
+    torch.testing.assert_close(latent["samples"], ref.latents)
+    with pytest.raises(ValueError, match=r"LTX-Video Sampler: the prompt has several parts separated by '\|'"):
+        sample(models, conditioning=cond)
+    with pytest.raises(ValueError, match=r"Long Video Sampler: tile_frames must be 8k\+1 and at least 17, got 40: "
+                                         r"use 33 or 41"):
+        run("LTXVStackLongSampler", tile_frames=40, overlap_frames=16, overlap_strength=0.5, adain_factor=0.0, **args)
 
 
 def test_add_image_rejects_wrong_inputs(models):
