@@ -65,6 +65,9 @@ _EXPORTS = {
     "TilingConfig": ".model.video_vae",
     "VideoTarget": ".pipelines.decode",
     "decode_video": ".pipelines.decode",
+    "decode_video_pieces": ".pipelines.decode",
+    "decode_output_pieces": ".pipelines.generation",
+    "save_video_pieces": ".app.output",
     "save_latents": ".app.output",
     "save_video": ".app.output",
     # memory

@@ -453,8 +453,8 @@ def _load(a, prep, device):
 def run_generation(a, prep):
     import torch
 
-    from . import (GenerationRequest, MemoryRefusal, PipelineConfig, check_generation_memory, device_free_bytes,
-                   generate, generate_long, lora_bytes, stream_blocks)
+    from . import (GenerationRequest, MemoryRefusal, PipelineConfig, check_generation_memory, decode_output_pieces,
+                   device_free_bytes, generate, generate_long, lora_bytes, stream_blocks)
 
     try:
         cfg = PipelineConfig.from_dict(prep["config"])
@@ -478,8 +478,10 @@ def run_generation(a, prep):
         streaming = stream_blocks(models.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
         with torch.no_grad(), streaming:
             if tiling is None:
-                return generate(models, cfg, texts[0], request, progress=_Progress())
-            return generate_long(models, cfg, texts, request, tiling, progress=_Progress())
+                return generate(models, cfg, texts[0], request, progress=_Progress()), None
+            res = generate_long(models, cfg, texts, replace(request, output="latents"), tiling, progress=_Progress())
+        # A long video is decoded and written piece by piece: it is never held decoded in float32.
+        return res, decode_output_pieces(models.vae, cfg, request, res.latents)
     except MemoryRefusal as e:
         raise UsageError(str(e) + ("" if e.streaming else " Or add --offload_to_cpu.")) from None
     except ValueError as e:  # e.g. a VAE decode that fits in no tiling
@@ -488,11 +490,22 @@ def run_generation(a, prep):
         raise UsageError(f"out of memory on {device} while generating: {_SMALLER}") from None
 
 
-def save_outputs(a, res) -> Path:
-    from . import save_latents, save_video
+def save_outputs(a, res, pieces=None) -> Path:
+    """The video (decoded already, or `pieces` decoded as they are written) and the latents if asked for."""
+    import torch
 
-    _, _, n, h, w = res.video.shape
-    out = save_video(_output_file(a, n, h, w), res.video, a.frame_rate)
+    from . import save_latents, save_video, save_video_pieces
+
+    try:
+        if pieces is None:
+            _, _, n, h, w = res.video.shape
+            out = save_video(_output_file(a, n, h, w), res.video, a.frame_rate)
+        else:
+            out = save_video_pieces(_output_file(a, a.num_frames, a.height, a.width), pieces, a.frame_rate)
+    except ValueError as e:  # e.g. a VAE decode that fits in no tiling
+        raise UsageError(str(e).splitlines()[0]) from None
+    except torch.cuda.OutOfMemoryError:
+        raise UsageError(f"out of memory while decoding: {_SMALLER}") from None
     _log(f"output saved to {out}")
     if a.output_latents:
         meta = {"prompt": a.prompt, "seed": str(a.seed), "height": str(a.height), "width": str(a.width),
@@ -508,8 +521,7 @@ def main(argv=None) -> int:
         a = build_parser().parse_args(argv)
         if a.command == "generate":
             prep = prepare_inputs(a)
-            res = run_generation(a, prep)
-            save_outputs(a, res)
+            save_outputs(a, *run_generation(a, prep))
         return 0
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -7,6 +7,7 @@
   size and rate, and --output_latents equal to the Python API's latents.
 """
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -607,3 +608,36 @@ def test_cli_long_video_with_chunk_prompts_equals_the_python_api(tiny_files, tmp
             TemporalTiling(tile_frames=33, overlap_frames=16, adain_factor=0.2))
     torch.testing.assert_close(load_file(str(lat))["latents"], res.latents, rtol=1e-5, atol=1e-6)
     assert res.latents.shape[2] == 8  # 57 frames in two chunks of 5 latent frames sharing 2
+
+
+_RSS_WORKER = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+from ltx_core import cli
+rc = cli.main(sys.argv[2:])
+print("RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rc)
+"""
+
+
+def test_cli_long_video_memory_does_not_grow_with_the_video(tiny_files, tmp_path):
+    """Peak RSS of the whole command for 65 frames (3 chunks) against 129 (6 chunks): the decoded video is written
+    piece by piece, so the extra 64 frames' float32 (64 x 256 x 256 x 3 x 4 B = 50 MB) are never held: the
+    difference stays far below what holding them would add."""
+    _real_generate()
+    peaks = {}
+    for frames in (65, 129):
+        argv = ["generate", "--prompt", "a fox", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+                "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path",
+                str(tiny_files["text_encoder"]), "--height", "256", "--width", "256", "--num_frames", str(frames),
+                "--num_inference_steps", "1", "--device", "cpu", "--dtype", "float32", "--temporal_tile_frames", "33",
+                "--temporal_overlap_frames", "16", "--output_path", str(tmp_path / f"{frames}.mp4")]
+        # Large blocks from mmap, so freed memory leaves the process (as tests/test_memory_estimate.py measures).
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+        r = subprocess.run([sys.executable, "-c", _RSS_WORKER, str(REPO), *argv], capture_output=True, text=True,
+                           timeout=600, env=env)
+        line = [x for x in r.stdout.splitlines() if x.startswith("RSS_KB")]
+        assert line and line[0].endswith(" 0"), r.stderr[-2000:]
+        peaks[frames] = int(line[0].split()[1]) * 1024
+        assert read_video_frames(tmp_path / f"{frames}.mp4")[0].shape == (frames, 256, 256, 3)
+    held = (129 - 65) * 256 * 256 * 3 * 4
+    assert peaks[129] - peaks[65] < held / 2, {k: v / 2**20 for k, v in peaks.items()}

@@ -8,6 +8,8 @@ import pipeline_fixtures as pf
 from memory_meter import LiveTensorBytes
 from ltx_core import (ConditioningItem, ControlVideo, GenerationRequest, Models, TextConditioning,
                       generate)
+from ltx_core.model.video_vae import TilingConfig
+from ltx_core.pipelines.decode import DecodeSettings, DecodeTiling, VideoTarget, decode_video, decode_video_pieces
 from ltx_core.pipelines.long_video import (TemporalTiling, chunk_starts, crossfade_weights, generate_long,
                                            plan_chunks, stitch_)
 
@@ -146,3 +148,33 @@ def test_bad_settings_name_valid_ones(kwargs, message):
 def test_no_prompt_is_refused():
     with pytest.raises(ValueError, match="give at least one prompt"):
         generate_long(models(), BASE, [], request(81), TILING)
+
+
+# ------------------------------------------------------------------------------------------------- decode in pieces
+
+PIECES = TilingConfig(spatial_tile=None, temporal_tile=16, temporal_overlap=8)
+
+
+def test_decode_in_pieces_equals_the_tiled_decode():
+    _, vae = pf.vae_pair()
+    latents = torch.randn(1, 128, 9, 2, 3, generator=torch.Generator().manual_seed(3))
+    settings = DecodeSettings(0.05, 0.025, 0.3)
+    target = VideoTarget.of_request(60, 90, 63)  # cut: 65 decoded frames -> 63, 64x96 -> 60x90
+    whole = decode_video(vae, latents, settings, SEED, DecodeTiling("on", PIECES), target)
+    pieces = list(decode_video_pieces(vae, latents, settings, SEED, target, DecodeTiling("off"), PIECES))
+    assert len(pieces) > 2 and sum(p.shape[2] for p in pieces) == 63
+    torch.testing.assert_close(torch.cat(pieces, dim=2), whole, rtol=0, atol=1e-5)
+
+
+def test_decode_in_pieces_memory_is_flat_when_the_video_doubles():
+    _, vae = pf.vae_pair()
+    working = {}
+    for frames in (9, 17):
+        latents = torch.randn(1, 128, frames, 2, 2)
+        target = VideoTarget.of_request(64, 64, 8 * (frames - 1) + 1)
+        with LiveTensorBytes(vae, latents) as meter:
+            for _piece in decode_video_pieces(vae, latents, DecodeSettings(0.05), SEED, target, DecodeTiling("off"),
+                                              PIECES):
+                del _piece
+        working[frames] = meter.peak
+    assert working[17] < 1.1 * working[9], working

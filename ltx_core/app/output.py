@@ -3,12 +3,13 @@ into place, so that an interrupted or failed write never leaves a partial file t
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..video_io import to_uint8_frames, write_mp4
+from ..video_io import to_uint8_frames, write_mp4, write_mp4_pieces
 
 
 def save_video(path, video: Tensor, frame_rate: float) -> Path:
@@ -23,6 +24,15 @@ def save_video(path, video: Tensor, frame_rate: float) -> Path:
             Image.fromarray(frames[0]).save(tmp, format="PNG")
         else:
             write_mp4(tmp, frames, frame_rate)
+    return path
+
+
+def save_video_pieces(path, pieces: Iterable[Tensor], frame_rate: float) -> Path:
+    """save_video for a video that arrives in consecutive (B, 3, n, H, W) pieces (`decode_output_pieces`): each is
+    turned to 8 bits and written as it comes, so the whole video is never held in memory."""
+    path = Path(path)
+    with _atomic(path) as tmp:
+        write_mp4_pieces(tmp, (p.float() for p in pieces), frame_rate)
     return path
 
 

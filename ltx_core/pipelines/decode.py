@@ -2,19 +2,23 @@
 memory (with a tiled retry after running out of memory), and the crop back to the requested size."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from ..conditioning.items import resize_media
-from ..geometry import padded_size
+from ..geometry import FRAMES_PER_LATENT, PIXELS_PER_LATENT, padded_size
 from ..memory.estimate import decode_tiling_for
 from ..model.video_vae import TilingConfig
+from ..model.video_vae.tiling import blend_weights, spans, to_pixels
 from ..sampling.noise import DECODE, derived_generator, randn
 from .sampling_pass import module_device_dtype
 
 TILING_MODES = ("auto", "on", "off")
+# The temporal tiles a video decoded in pieces is cut into (the tiled decode's defaults: 64 + 1 frames, 24 shared).
+TEMPORAL_PIECES = TilingConfig()
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,14 @@ def decode(vae, latents: Tensor, settings: DecodeSettings, generator: torch.Gene
            tiling: TilingConfig | None = None) -> Tensor:
     """Normalised latents -> video in [-1, 1]. A timestep-conditioned VAE first gets the latents mixed with
     seeded noise and decodes at the settings' timestep; tone mapping applies in any case."""
+    latents, timestep = _decoder_input(vae, latents, settings, generator)
+    with torch.no_grad():
+        video = vae.decode(latents, timestep=timestep, generator=generator, tiling=tiling)
+    return video.to(torch.float32)
+
+
+def _decoder_input(vae, latents: Tensor, settings: DecodeSettings, generator: torch.Generator):
+    """(latents as the decoder takes them, its timestep or None)."""
     device, dtype = module_device_dtype(vae)
     latents = latents.to(device=device, dtype=torch.float32)
     b = latents.shape[0]
@@ -92,10 +104,38 @@ def decode(vae, latents: Tensor, settings: DecodeSettings, generator: torch.Gene
         noise = randn(latents.shape, generator, device)
         latents = latents * (1 - scale) + noise * scale
         timestep = torch.tensor(ts, device=device)
-    latents = tone_map(latents, float(settings.tone_map_compression))
-    with torch.no_grad():
-        video = vae.decode(latents.to(dtype), timestep=timestep, generator=generator, tiling=tiling)
-    return video.to(torch.float32)
+    return tone_map(latents, float(settings.tone_map_compression)).to(dtype), timestep
+
+
+# many parameters: decode_video's, plus the temporal tiles
+def decode_video_pieces(vae, latents: Tensor, settings: DecodeSettings, seed: int, target: VideoTarget,
+                        tiling: DecodeTiling = DecodeTiling(), temporal: TilingConfig = TEMPORAL_PIECES
+                        ) -> Iterator[Tensor]:
+    """decode_video in consecutive pieces of frames, for videos too long to hold decoded: the latents are decoded
+    in overlapping temporal tiles (`temporal`'s, blended as the tiled decode blends them; each tile tiled in space
+    as `tiling` decides), and a stretch of frames is handed over as soon as no later tile touches it."""
+    generator = derived_generator(seed, DECODE)
+    z, timestep = _decoder_input(vae, latents, settings, generator)
+    (tile, overlap), _, _ = temporal.latent_layout(FRAMES_PER_LATENT, PIXELS_PER_LATENT)
+    latent_spans = spans(z.shape[2], tile, overlap)
+    pixel_spans = [to_pixels(span, FRAMES_PER_LATENT, temporal=True) for span in latent_spans]
+    weights = blend_weights(pixel_spans, pixel_spans[-1][1], from_zero=True)
+    shared = None  # the weighted frames the previous tile shares with this one
+    for i, ((a, b), (first, last)) in enumerate(zip(latent_spans, pixel_spans, strict=True)):
+        part = z[:, :, a:b]
+        space = _tiles(vae, part.shape, tiling)
+        with torch.no_grad():
+            piece = vae.decode(part, timestep=timestep, generator=generator,
+                               tiling=space and replace(space, temporal_tile=None)).float()
+        piece.mul_(weights[i].to(piece).view(1, 1, -1, 1, 1))
+        if shared is not None:
+            piece[:, :, :shared.shape[2]] += shared
+        done = pixel_spans[i + 1][0] if i + 1 < len(pixel_spans) else last
+        shared = piece[:, :, done - first:].clone()  # only what the next tile shares, not the whole tile
+        keep = min(done, target.num_frames) - first
+        if keep > 0:
+            yield _fit_space((piece[:, :, :keep] * 0.5 + 0.5).clamp(0, 1), target)
+        del piece
 
 
 def decode_video(vae, latents: Tensor, settings: DecodeSettings, seed: int, tiling: DecodeTiling = DecodeTiling(),
@@ -118,10 +158,14 @@ def decode_video(vae, latents: Tensor, settings: DecodeSettings, seed: int, tili
 def fit_to_target(video: Tensor, target: VideoTarget) -> Tensor:
     """Resize to the padded size (a multi-scale run decodes at another one), then cut the centre the request
     asked for, and its first frames."""
+    return _fit_space(video[:, :, :target.num_frames], target)
+
+
+def _fit_space(video: Tensor, target: VideoTarget) -> Tensor:
     video = resize_media(video, target.padded_height, target.padded_width)
     top = (target.padded_height - target.height) // 2
     left = (target.padded_width - target.width) // 2
-    return video[:, :, :target.num_frames, top: top + target.height, left: left + target.width].contiguous()
+    return video[:, :, :, top: top + target.height, left: left + target.width].contiguous()
 
 
 def _tiles(vae, latent_shape, tiling: DecodeTiling) -> TilingConfig | None:

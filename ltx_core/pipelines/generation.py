@@ -7,7 +7,7 @@ random numbers come from where.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor
@@ -20,7 +20,7 @@ from ..sampling.denoise import DenoiseContext
 from ..sampling.guidance import stg_strategy
 from ..sampling.noise import STOCHASTIC, derived_generator, make_generator
 from .config import PipelineConfig
-from .decode import DecodeSettings, DecodeTiling, VideoTarget, decode_video
+from .decode import DecodeSettings, DecodeTiling, VideoTarget, decode_video, decode_video_pieces
 from .multiscale import check_upsampler, first_pass_size, upsample_latents
 from .request import GenerationRequest, Models
 from .sampling_pass import PassContext, PassPlan, encode_media, module_device_dtype, pass_timesteps, run_pass
@@ -76,6 +76,13 @@ def plan_passes(cfg: PipelineConfig, request: GenerationRequest) -> list[PassPla
     refine = request.refines and request.denoise_strength < 1.0
     return [PassPlan(pcfg, h, w, fp, request.denoise_strength if (i == 0 and refine) else pcfg.denoise_strength,
                      request.num_inference_steps) for i, (pcfg, h, w) in enumerate(sizes)]
+
+
+def decode_output_pieces(vae, cfg: PipelineConfig, request: GenerationRequest, latents: Tensor) -> Iterator[Tensor]:
+    """decode_outputs in consecutive pieces of frames (`decode_video_pieces`): for videos too long to hold decoded."""
+    tiling = DecodeTiling("auto", free_bytes=device_free_bytes(module_device_dtype(vae)[0]))
+    target = VideoTarget.of_request(request.height, request.width, request.num_frames)
+    return decode_video_pieces(vae, latents, DecodeSettings.of_pass(cfg.passes[-1]), request.seed, target, tiling)
 
 
 def decode_outputs(vae, cfg: PipelineConfig, request: GenerationRequest, latents: Tensor) -> Tensor:
