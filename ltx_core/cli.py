@@ -113,6 +113,11 @@ def _add_long_video_arguments(g) -> None:
     g.add_argument("--adain_factor", type=float, default=None, metavar="A",
                    help="0-1: pull each chunk's colour statistics toward the first chunk's against drift (default 0; "
                         "0.1-0.3 is a usual range)")
+    g.add_argument("--long_memory_strength", type=float, default=None, metavar="S",
+                   help="0-1: show every later chunk a latent frame of the first chunk at its distance in the past, "
+                        "against drift from the start (default 0: off)")
+    g.add_argument("--long_memory_frame", type=int, default=None, metavar="K",
+                   help="which latent frame of the first chunk the long memory shows (default 0: the first frame)")
 
 
 def _add_model_file_arguments(g) -> None:
@@ -199,7 +204,8 @@ def _validate_loras(a) -> list[tuple[str, float]]:
 
 
 _TILING_FLAGS = {"tile_frames": "--temporal_tile_frames", "overlap_frames": "--temporal_overlap_frames",
-                 "overlap_strength": "--temporal_overlap_strength", "adain_factor": "--adain_factor"}
+                 "overlap_strength": "--temporal_overlap_strength", "adain_factor": "--adain_factor",
+                 "long_memory_strength": "--long_memory_strength", "long_memory_frame": "--long_memory_frame"}
 
 
 def _long_video(a):
@@ -209,7 +215,9 @@ def _long_video(a):
     try:
         tiling = TemporalTiling.when_needed(a.num_frames, tile_frames=a.temporal_tile_frames,
                                             overlap_frames=a.temporal_overlap_frames,
-                                            overlap_strength=a.temporal_overlap_strength, adain_factor=a.adain_factor)
+                                            overlap_strength=a.temporal_overlap_strength, adain_factor=a.adain_factor,
+                                            long_memory_strength=a.long_memory_strength,
+                                            long_memory_frame=a.long_memory_frame)
     except ValueError as e:
         message = str(e)
         for field, flag in _TILING_FLAGS.items():

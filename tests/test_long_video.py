@@ -178,3 +178,23 @@ def test_decode_in_pieces_memory_is_flat_when_the_video_doubles():
                 del _piece
         working[frames] = meter.peak
     assert working[17] < 1.1 * working[9], working
+
+
+def test_long_memory_shows_an_early_frame_at_its_distance_in_the_past(monkeypatch):
+    m, prompts = models(), texts(1)
+    seen = []
+    real = m.transformer.forward_tokens
+
+    def spy(tokens, coords, timestep, *args):
+        seen.append((tokens.shape[1], coords[0, 0].clone()))
+        return real(tokens, coords, timestep, *args)
+
+    monkeypatch.setattr(m.transformer, "forward_tokens", spy)
+    tiling = TemporalTiling(33, 16, 0.5, long_memory_strength=0.8, long_memory_frame=1)
+    generate_long(m, BASE, prompts, request(81), tiling)
+    # chunk 0: 20 tokens; chunks at 3 and 6: 4 memory tokens first (latent frame 1, 2x2), then the chunk's 20
+    assert [n for n, _ in seen] == [20, 20, 24, 24, 24, 24]
+    for (_, t), start in zip(seen[2::2], (3, 6), strict=True):
+        torch.testing.assert_close(t[:4], torch.full((4,), 8.0 * (1 - start) / FPS))
+    with pytest.raises(ValueError, match="long_memory_frame is a latent frame of the first chunk: 0 to 4, got 5"):
+        TemporalTiling(33, 16, long_memory_frame=5, long_memory_strength=0.5)

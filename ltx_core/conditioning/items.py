@@ -61,8 +61,9 @@ class ControlVideo(ConditioningItem):
 
 @dataclass
 class LatentClip(ConditioningItem):
-    """Latents already encoded (normalised, (B or 1, 128, f, h, w) at the pass's latent size) blended in at frame 0
-    as a clip there is: how a temporal chunk continues the frames generated before it."""
+    """Latents already encoded (normalised, (B or 1, 128, f, h, w) at the pass's latent size): at frame 0, blended
+    in as a clip there is (how a temporal chunk continues the frames generated before it); a single latent frame
+    at a negative frame, appended as extra tokens that far in the past (a long video's memory of an early frame)."""
 
     def as_video(self) -> Tensor:
         return self.media
@@ -109,8 +110,10 @@ def validate_items(items, num_frames: int, batch: int, requested_frames: int | N
 
 def _checked_latent_clip(n: int, item: LatentClip, batch: int) -> LatentClip:
     z = item.media
-    if not isinstance(z, Tensor) or z.dim() != 5 or z.shape[0] not in (1, batch) or item.start_frame != 0:
-        raise ValueError(f"latent clip[{n}]: expected (1 or {batch}, channels, frames, h, w) latents at frame 0, got "
+    ok = isinstance(z, Tensor) and z.dim() == 5 and z.shape[0] in (1, batch)
+    if not ok or not (item.start_frame == 0 or (item.start_frame < 0 and z.shape[2] == 1)):
+        raise ValueError(f"latent clip[{n}]: expected (1 or {batch}, channels, frames, h, w) latents at frame 0, or "
+                         f"one latent frame at a negative frame, got "
                          f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__} at {item.start_frame}")
     if not 0.0 <= item.strength <= 1.0:
         raise ValueError(f"latent clip[{n}]: strength must be in [0, 1], got {item.strength!r}")

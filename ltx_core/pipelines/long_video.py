@@ -32,12 +32,16 @@ from .sampling_pass import pass_timesteps, run_pass
 @dataclass(frozen=True)
 class TemporalTiling:
     """Chunk length (frames, 8k+1), overlap with the previous chunk (frames, a multiple of 8, at least 16 and
-    shorter than the chunk minus 8), the overlap's conditioning strength, AdaIN toward the first chunk (0: off)."""
+    shorter than the chunk minus 8), the overlap's conditioning strength, AdaIN toward the first chunk (0: off),
+    and the long memory: a latent frame of the first chunk (`long_memory_frame`) shown to every later chunk at its
+    true distance in the past, with this strength (0: off), against drift from the start."""
 
     tile_frames: int = DEFAULT_TILE_FRAMES
     overlap_frames: int = DEFAULT_OVERLAP_FRAMES
     overlap_strength: float = DEFAULT_OVERLAP_STRENGTH
     adain_factor: float = 0.0
+    long_memory_strength: float = 0.0
+    long_memory_frame: int = 0
 
     def __post_init__(self):
         t, o = self.tile_frames, self.overlap_frames
@@ -48,7 +52,10 @@ class TemporalTiling:
             near = min(max(16, (o // 8) * 8 if isinstance(o, int) else 16), t - 9 - (t - 9) % 8)
             raise ValueError(f"overlap_frames must be a multiple of 8 from 16 to {t - 9 - (t - 9) % 8} (shorter than "
                              f"the {t}-frame tile), got {o!r}: use {near}")
-        for name in ("overlap_strength", "adain_factor"):
+        m = self.long_memory_frame
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < (t - 1) // FRAMES_PER_LATENT + 1:
+            raise ValueError(f"long_memory_frame is a latent frame of the first chunk: 0 to {(t - 1) // 8}, got {m!r}")
+        for name in ("overlap_strength", "adain_factor", "long_memory_strength"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v!r}")
@@ -143,8 +150,7 @@ def _chunked_pass(models, cfg, chunks: list[Chunk], n: int, source: Tensor | Non
     for chunk in chunks:
         request = chunk.request
         if video is not None:
-            overlap = LatentClip(video[:, :, chunk.start:chunk.start + o].clone(), 0, tiling.overlap_strength)
-            request = replace(request, conditioning=[overlap, *request.conditioning])
+            request = replace(request, conditioning=[*_continuation(video, chunk, tiling), *request.conditioning])
         ctx = replace(pass_context(models, cfg, chunk.text, request, should_cancel), on_step=lambda _i, z: on_step(z))
         latents = None
         if source is not None:
@@ -159,6 +165,18 @@ def _chunked_pass(models, cfg, chunks: list[Chunk], n: int, source: Tensor | Non
             z = torch.lerp(z, adain(z, first), tiling.adain_factor)
         stitch_(video, z, chunk.start, o)
     return video
+
+
+def _continuation(video: Tensor, chunk: Chunk, tiling: TemporalTiling) -> list[LatentClip]:
+    """What a later chunk continues from: the shared frames at its frame 0, and the long memory if asked for."""
+    o = tiling.overlap_latents
+    items = [LatentClip(video[:, :, chunk.start:chunk.start + o].clone(), 0, tiling.overlap_strength)]
+    if tiling.long_memory_strength > 0.0:
+        m = tiling.long_memory_frame
+        # latent frame m > 0 ends at pixel frame 8m; the chunk's frame 0 stands for pixel frame 8 * start
+        distance = FRAMES_PER_LATENT * (m - chunk.start)
+        items.append(LatentClip(video[:, :, m:m + 1].clone(), distance, tiling.long_memory_strength))
+    return items
 
 
 def stitch_(video: Tensor, chunk: Tensor, start: int, overlap: int) -> None:
