@@ -246,7 +246,7 @@ class LongSampler(Sampler):
                                           "tooltip": "Number of frames of the whole video (481: 20 s at 24 fps); "
                                                      "made 8k+1 like the sampler's."})
         required.update({
-            "tile_frames": ("INT", {"default": DEFAULT_TILE_FRAMES, "min": 17, "max": MAX_PASS_FRAMES,
+            "tile_frames": ("INT", {"default": DEFAULT_TILE_FRAMES, "min": 25, "max": MAX_PASS_FRAMES,
                                     "step": FRAMES_PER_LATENT,
                                     "tooltip": "Frames per chunk, 8k+1: longer chunks drift less and need more "
                                                "memory."}),
@@ -259,15 +259,24 @@ class LongSampler(Sampler):
             "adain_factor": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                        "tooltip": "Pulls each chunk's colours toward the first chunk's against "
                                                   "drift; 0.1-0.3 is a usual range."}),
+            "long_memory_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                               "tooltip": "Shows every later chunk a frame of the first chunk at its "
+                                                          "distance in the past, against drift from the start; 0: "
+                                                          "off."}),
+            "long_memory_frame": ("INT", {"default": 0, "min": 0, "max": MAX_PASS_FRAMES,
+                                          "tooltip": "Which latent frame of the first chunk the long memory shows "
+                                                     "(0: the first frame, e.g. the input image)."}),
         })
         optional = {k: v for k, v in spec["optional"].items() if k != "latent"}
         return {"required": required, "optional": optional}
 
     # many parameters: ComfyUI passes each input of the node by name
     def sample(self, model, conditioning, preset, width, height, num_frames, seed, steps, image_cond_noise_scale,
-               tile_frames, overlap_frames, overlap_strength, adain_factor, upscale_model=None, settings=None):
+               tile_frames, overlap_frames, overlap_strength, adain_factor, long_memory_strength, long_memory_frame,
+               upscale_model=None, settings=None):
         try:
-            tiling = TemporalTiling(int(tile_frames), int(overlap_frames), float(overlap_strength), float(adain_factor))
+            tiling = TemporalTiling(int(tile_frames), int(overlap_frames), float(overlap_strength), float(adain_factor),
+                                    float(long_memory_strength), int(long_memory_frame))
         except ValueError as e:
             raise node_error("LTX-Video Long Video Sampler", e) from None
         return super().sample(model, conditioning, preset, width, height, num_frames, seed, steps, 1.0,

@@ -204,29 +204,39 @@ def load_api_workflows() -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(WORKFLOW_API_DIR.glob("*.json"))}
 
 
-def nodes_of(api: dict, class_type: str) -> list[tuple[str, dict]]:
-    return [(k, v) for k, v in api.items() if v["class_type"] == class_type]
+def nodes_of(api: dict, *class_types: str) -> list[tuple[str, dict]]:
+    return [(k, v) for k, v in api.items() if v["class_type"] in class_types]
+
+
+SAMPLERS = ("LTXVStackSampler", "LTXVStackLongSampler")
+# A long-video sampler shrunk: 57 frames (8 latent frames) in chunks of 25 (4) sharing 16 (2), so 3 chunks: it
+# still goes chunk by chunk (per-chunk prompts and seeds, overlap, cross-fade), and quickly.
+LONG_VIDEO = {"num_frames": 57, "tile_frames": 25, "overlap_frames": 16}
+LONG_VIDEO_CHUNKS = 3
 
 
 def shrink(api: dict, width=96, height=64, num_frames=17, steps=3) -> dict:
     """A copy of an API graph with a tiny video size and few steps; the graph itself is unchanged. Recipes with an
-    explicit timestep list (distilled) keep theirs (steps 0)."""
+    explicit timestep list (distilled) keep theirs (steps 0). A long-video sampler gets LONG_VIDEO's frames and
+    chunks instead of `num_frames`."""
     import copy
 
     official = submodule("ltx_core.presets.official").OFFICIAL_CONFIGS
     api = copy.deepcopy(api)
-    for _, node in nodes_of(api, "LTXVStackSampler"):
+    for _, node in nodes_of(api, *SAMPLERS):
         inputs = node["inputs"]
         preset = official.get(inputs.get("preset"), {})
         passes = [preset.get("first_pass", {}), preset.get("second_pass", {}), preset]
         explicit = any(p.get("timesteps") for p in passes)
         inputs.update(width=width, height=height, num_frames=num_frames, steps=0 if explicit else steps)
+        if node["class_type"] == "LTXVStackLongSampler":
+            inputs.update(LONG_VIDEO)
     return api
 
 
 def expected_video(api: dict) -> dict:
     """What the (single) sampler of a shrunk graph should produce: frames, width, height."""
-    (_, sampler), = nodes_of(api, "LTXVStackSampler")
+    (_, sampler), = nodes_of(api, *SAMPLERS)
     i = sampler["inputs"]
     return {"frames": i["num_frames"], "width": i["width"], "height": i["height"]}
 

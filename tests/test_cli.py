@@ -163,7 +163,7 @@ def _bad_cases(tmp_path, models):
         "missing vae": (base + ["--vae_path", str(tmp_path / "vae.safetensors")], "--vae_path not found"),
         "unknown release": (base + ["--model_release", "0.9.9"], "--model_release"),
         "tile not 8k+1": (base + ["--temporal_tile_frames", "80"],
-                          "--temporal_tile_frames must be 8k+1 and at least 17, got 80: use 73 or 81"),
+                          "--temporal_tile_frames must be 8k+1 and at least 25, got 80: use 73 or 81"),
         "overlap too long": (base + ["--temporal_tile_frames", "33", "--temporal_overlap_frames", "32"],
                              "--temporal_overlap_frames must be a multiple of 8 from 16 to 24"),
         "overlap strength": (base + ["--temporal_overlap_strength", "2"], "--temporal_overlap_strength must be in [0, 1]"),

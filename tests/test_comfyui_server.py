@@ -8,13 +8,14 @@ Checks:
 - /object_info lists every node id of the pack (with display names), and the loaders offer the official file names
   served through --extra-model-paths-config (GGUF and VAE files included); the pack runs against ComfyUI itself,
   not its stand-ins;
-- each API workflow (shrunk to 96x64, 17 frames, few steps; same graph) succeeds: `execution_success`, then
-  `executing` with node None; /history says success and names the saved video, which /view serves and PyAV decodes
-  with the requested frame count, size and frame rate;
+- each API workflow (shrunk to 96x64, 17 frames, few steps; a long-video sampler to 57 frames in 3 chunks; same
+  graph) succeeds: `execution_success`, then `executing` with node None; /history says success and names the saved
+  video, which /view serves and PyAV decodes with the requested frame count, size and frame rate; a long-video
+  sampler's progress bar counts the steps of every chunk;
 - a prompt naming a missing model file is rejected with a node error naming the input and the file; a prompt that
   fails while running (a keyframe beyond the video's end) ends with `execution_error` from the sampler saying why;
   the server goes on serving (a following job succeeds);
-- POST /interrupt while a long sampler run is in progress ends it as interrupted, and the next job succeeds.
+- POST /interrupt while a sampler run of many steps is in progress ends it as interrupted, and the next job succeeds.
 """
 import os
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import comfyui_support as cs
 import pytest
-from node_pack import import_pack
+from node_pack import import_pack, submodule
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH not set: see tests/README_integration.md")
@@ -135,6 +136,21 @@ def test_api_workflow_makes_a_video(server, name, tmp_path):
     assert (got["frames"], got["width"], got["height"]) == (want["frames"], want["width"], want["height"]), \
         f"{name}: got {got}, want {want}"
     assert abs(got["fps"] - want_fps) < 1e-2, f"{name}: got {got['fps']} fps, want {want_fps}"
+    for sampler_id, sampler in cs.nodes_of(api, "LTXVStackLongSampler"):
+        _check_chunked_progress(name, sampler_id, sampler, result)
+
+
+def _check_chunked_progress(name, sampler_id, sampler, result):
+    """The long sampler went chunk by chunk: its progress bar ends at every step of every chunk (a distilled recipe
+    has a fixed number of steps per pass, its timestep lists)."""
+    preset = submodule("ltx_core.presets.official").OFFICIAL_CONFIGS[sampler["inputs"]["preset"]]
+    passes = [preset[k] for k in ("first_pass", "second_pass") if k in preset] or [preset]
+    assert all(p.get("timesteps") for p in passes), f"{name}: the check needs a recipe with explicit timesteps"
+    steps = cs.LONG_VIDEO_CHUNKS * sum(len(p["timesteps"]) for p in passes)
+    progress = [m["data"] for m in result["messages"] if m["type"] == "progress"
+                and (m.get("data") or {}).get("node") == sampler_id]
+    assert progress, f"{name}: the long sampler reported no progress"
+    assert (progress[-1]["value"], progress[-1]["max"]) == (steps, steps), f"{name}: {progress[-1]}"
 
 
 def _small_t2v(seed):

@@ -134,7 +134,8 @@ def test_working_memory_is_flat_when_the_video_doubles():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(tile_frames=80), "tile_frames must be 8k\\+1 and at least 17, got 80: use 73 or 81"),
+    (dict(tile_frames=80), "tile_frames must be 8k\\+1 and at least 25, got 80: use 73 or 81"),
+    (dict(tile_frames=17), "tile_frames must be 8k\\+1 and at least 25, got 17: use 25 or 33"),
     (dict(tile_frames=33, overlap_frames=32), "overlap_frames must be a multiple of 8 from 16 to 24 .*got 32: use 24"),
     (dict(overlap_frames=20), "overlap_frames must be a multiple of 8 .*got 20: use 16"),
     (dict(overlap_strength=1.5), "overlap_strength must be in \\[0, 1\\], got 1.5"),
@@ -196,5 +197,6 @@ def test_long_memory_shows_an_early_frame_at_its_distance_in_the_past(monkeypatc
     assert [n for n, _ in seen] == [20, 20, 24, 24, 24, 24]
     for (_, t), start in zip(seen[2::2], (3, 6), strict=True):
         torch.testing.assert_close(t[:4], torch.full((4,), 8.0 * (1 - start) / FPS))
-    with pytest.raises(ValueError, match="long_memory_frame is a latent frame of the first chunk: 0 to 4, got 5"):
-        TemporalTiling(33, 16, long_memory_frame=5, long_memory_strength=0.5)
+    with pytest.raises(ValueError, match="long_memory_frame is a latent frame of the first chunk before the second "
+                                         "starts: 0 to 2, got 3"):
+        TemporalTiling(33, 16, long_memory_frame=3, long_memory_strength=0.5)

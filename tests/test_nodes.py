@@ -391,7 +391,7 @@ def test_long_video_sampler_with_chunk_prompts(models):
     args = dict(model=models["model"], conditioning=cond, preset="ltxv-2b-0.9.6-distilled", width=W, height=H,
                 num_frames=57, seed=7, steps=2, image_cond_noise_scale=0.15)
     (latent,) = run("LTXVStackLongSampler", tile_frames=33, overlap_frames=16, overlap_strength=0.5,
-                    adain_factor=0.0, **args)
+                    adain_factor=0.0, long_memory_strength=0.0, long_memory_frame=0, **args)
     assert latent["samples"].shape == (1, 128, 8, H // 32, W // 32)
     assert decode(models, latent).shape == (57, H, W, 3)
     # the same as one ltx_core call with the same prompts, keyframe and tiling
@@ -403,9 +403,10 @@ def test_long_video_sampler_with_chunk_prompts(models):
     torch.testing.assert_close(latent["samples"], ref.latents)
     with pytest.raises(ValueError, match=r"LTX-Video Sampler: the prompt has several parts separated by '\|'"):
         sample(models, conditioning=cond)
-    with pytest.raises(ValueError, match=r"Long Video Sampler: tile_frames must be 8k\+1 and at least 17, got 40: "
+    with pytest.raises(ValueError, match=r"Long Video Sampler: tile_frames must be 8k\+1 and at least 25, got 40: "
                                          r"use 33 or 41"):
-        run("LTXVStackLongSampler", tile_frames=40, overlap_frames=16, overlap_strength=0.5, adain_factor=0.0, **args)
+        run("LTXVStackLongSampler", tile_frames=40, overlap_frames=16, overlap_strength=0.5, adain_factor=0.0,
+            long_memory_strength=0.0, long_memory_frame=0, **args)
 
 
 def test_add_image_rejects_wrong_inputs(models):

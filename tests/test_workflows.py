@@ -8,12 +8,14 @@ For every workflow:
   release names, GGUF quantizations and their VAE files by the names their Hugging Face repos publish; the recipe
   named by the sampler fits the checkpoint as its LoRAs make it (or the model a GGUF file quantizes, with a VAE of
   its generation), the upsampler, decode tone mapping and fps; a control video comes with an IC-LoRA and the other
-  way round);
+  way round; a long video's chunk settings are valid, it really is made in chunks and every per-chunk prompt reaches
+  one);
 - notes (UI-only Note nodes) name every model file the workflow loads, with its models/ folder;
 - the UI and API versions describe the same graph;
 - the API graph runs through the pack's nodes on tiny models (tiny LoRAs, a tiny GGUF and VAE file included; core
-  nodes faked), from loaders to the IMAGE that Create Video receives.
+  nodes faked), from loaders to the IMAGE that Create Video receives; a long-video sampler in several chunks.
 """
+import importlib
 import json
 import re
 import sys
@@ -45,15 +47,20 @@ CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 EXPECTED = {"ltxv-2b-0.9.6-dev-text-to-video", "ltxv-2b-0.9.6-dev-image-to-video",
             "ltxv-2b-0.9.6-distilled-first-last-frame", "ltxv-2b-0.9.6-dev-extend-video",
             "ltxv-13b-0.9.8-distilled-multiscale", "ltxv-13b-0.9.7-dev-distilled-lora-text-to-video",
-            "ltxv-13b-0.9.7-distilled-ic-lora-pose", "ltxv-13b-0.9.8-distilled-gguf"}
+            "ltxv-13b-0.9.7-distilled-ic-lora-pose", "ltxv-13b-0.9.8-distilled-gguf",
+            "ltxv-13b-0.9.8-distilled-long-image-to-video"}
 # Frontend-only nodes: in the UI file, not in the API graph, never executed.
 UI_ONLY = {"Note", "MarkdownNote"}
+# Sampler nodes (the long-video one takes the sampler's recipe inputs).
+SAMPLERS = ("LTXVStackSampler", "LTXVStackLongSampler")
 
 
 from node_pack import PACK, import_pack  # noqa: E402
 
 pack = import_pack()
 loaders = sys.modules[f"{PACK}.nodes.loaders"]
+long_video = importlib.import_module(f"{PACK}.ltx_core.pipelines.long_video")
+app_text = importlib.import_module(f"{PACK}.ltx_core.app.text")
 official = sys.modules[f"{PACK}.ltx_core.presets.official"]
 releases = sys.modules[f"{PACK}.ltx_core.loader.releases"]
 OFFICIAL = official.OFFICIAL_CONFIGS
@@ -276,8 +283,8 @@ def test_api_matches_ui(name):
         assert set(spec.get("required", {})) <= set(entry["inputs"]), f"{name}: node {n['id']} lacks inputs"
 
 
-def _find(api, class_type):
-    return [(k, v) for k, v in api.items() if v["class_type"] == class_type]
+def _find(api, *class_types):
+    return [(k, v) for k, v in api.items() if v["class_type"] in class_types]
 
 
 def _model_chain(api, ref):
@@ -336,7 +343,7 @@ def test_lora_makes_dev_distilled():
 @pytest.mark.parametrize("name", NAMES)
 def test_recipe_fits_the_models(name):
     _, api = load(name)
-    for _, sampler in _find(api, "LTXVStackSampler"):
+    for _, sampler in _find(api, *SAMPLERS):
         inputs = sampler["inputs"]
         preset = OFFICIAL[inputs["preset"]]
         ckpt, loras = _model_chain(api, inputs["model"])
@@ -359,6 +366,47 @@ def test_recipe_fits_the_models(name):
     (_, te), = _find(api, "LTXVStackTextEncode")
     (_, video), = _find(api, "CreateVideo")
     assert te["inputs"]["frame_rate"] == video["inputs"]["fps"], f"{name}: generation and video frame rates differ"
+
+
+def _prompt_behind(api, ref):
+    """The prompt of the Text Encode behind a conditioning input."""
+    node = api[ref[0]]
+    while node["class_type"] != "LTXVStackTextEncode":
+        node = api[node["inputs"]["conditioning"][0]]
+    return node["inputs"]["prompt"]
+
+
+def _chunk_count(inputs):
+    """How many chunks a long-video sampler's settings make (TemporalTiling refuses invalid ones)."""
+    tiling = long_video.TemporalTiling(inputs["tile_frames"], inputs["overlap_frames"], inputs["overlap_strength"],
+                                       inputs["adain_factor"])
+    latent_frames = (inputs["num_frames"] - 1) // 8 + 1
+    return len(long_video.chunk_starts(latent_frames, tiling.tile_latents, tiling.overlap_latents))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_long_videos_are_made_in_chunks(name):
+    """A long-video sampler's chunk settings are valid, its video (8k+1 frames) is longer than a chunk (else it
+    would be the plain sampler's), and every per-chunk prompt ('|' in Text Encode) gets a chunk; the plain sampler
+    gets no per-chunk prompts (it refuses them)."""
+    _, api = load(name)
+    for _, sampler in _find(api, *SAMPLERS):
+        inputs = sampler["inputs"]
+        prompts = app_text.chunk_prompts(_prompt_behind(api, inputs["conditioning"]))
+        if sampler["class_type"] == "LTXVStackSampler":
+            assert len(prompts) == 1, f"{name}: the plain sampler refuses a prompt with '|'"
+            continue
+        assert inputs["num_frames"] % 8 == 1 and inputs["num_frames"] > inputs["tile_frames"], \
+            f"{name}: {inputs['num_frames']} frames fit in one {inputs['tile_frames']}-frame chunk"
+        chunks = _chunk_count(inputs)
+        assert 1 < chunks and len(prompts) <= chunks, f"{name}: {len(prompts)} prompts for {chunks} chunks"
+
+
+def test_chunk_count_rule():
+    # the 20 s workflow's numbers: 601 frames = 76 latent frames in chunks of 10 that share 3: 11 chunks
+    assert _chunk_count({"num_frames": 601, "tile_frames": 73, "overlap_frames": 24, "overlap_strength": 0.5,
+                         "adain_factor": 0.2}) == 11
+    assert _chunk_count({**LONG_TINY, "overlap_strength": 0.5, "adain_factor": 0.0}) == 3
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -473,15 +521,33 @@ def execute(api, overrides):
     return core.saved, results
 
 
+# A long-video sampler on tiny models: 57 frames (8 latent frames) in chunks of 25 (4) sharing 16 (2): 3 chunks.
+LONG_TINY = {"num_frames": 57, "tile_frames": 25, "overlap_frames": 16}
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_api_workflow_runs_on_tiny_models(name, tiny_models):
+def test_api_workflow_runs_on_tiny_models(name, tiny_models, monkeypatch):
     _, api = load(name)
-    saved, results = execute(api, tiny_models)
+    long_samplers = _find(api, "LTXVStackLongSampler")
+    overrides = {**tiny_models, **(LONG_TINY if long_samplers else {})}
+    plans, plan_chunks = [], long_video.plan_chunks
+    monkeypatch.setattr(long_video, "plan_chunks", lambda *a, **k: plans.append(plan_chunks(*a, **k)) or plans[-1])
+    saved, results = execute(api, overrides)
     assert len(saved) == 1
     frames = saved[0]["images"]
-    assert frames.shape == (17, 64, 96, 3)
+    assert frames.shape == (overrides["num_frames"], 64, 96, 3)
+    # a long video was made in chunks, one prompt each (the last repeating), each keyframe in one chunk
+    assert len(plans) == len(long_samplers), name
+    for (_, sampler), chunks in zip(long_samplers, plans, strict=True):
+        texts = results[sampler["inputs"]["conditioning"][0]][0].texts
+        prompts = app_text.chunk_prompts(_prompt_behind(api, sampler["inputs"]["conditioning"]))
+        assert len(chunks) == 3 and len(texts) == len(prompts) > 1, name
+        for k, chunk in enumerate(chunks):
+            assert torch.equal(chunk.text.embeds, texts[min(k, len(texts) - 1)].embeds), f"{name}: chunk {k}"
+        keyframes = _conditioning_nodes(api, sampler["inputs"]["conditioning"]).count("LTXVStackAddImage")
+        assert sum(len(c.request.conditioning) for c in chunks) == keyframes, f"{name}: keyframes placed once each"
     # the LoRAs and control videos reached the sampler
-    for _, sampler in _find(api, "LTXVStackSampler"):
+    for _, sampler in _find(api, *SAMPLERS):
         model = results[sampler["inputs"]["model"][0]][0]
         conditioning = results[sampler["inputs"]["conditioning"][0]][0]
         assert len(model.loras) == len(_model_chain(api, sampler["inputs"]["model"])[1]), name

@@ -31,8 +31,8 @@ from .sampling_pass import pass_timesteps, run_pass
 
 @dataclass(frozen=True)
 class TemporalTiling:
-    """Chunk length (frames, 8k+1), overlap with the previous chunk (frames, a multiple of 8, at least 16 and
-    shorter than the chunk minus 8), the overlap's conditioning strength, AdaIN toward the first chunk (0: off),
+    """Chunk length (frames, 8k+1, at least 25), overlap with the previous chunk (frames, a multiple of 8, at least
+    16 and shorter than the chunk minus 8), the overlap's conditioning strength, AdaIN toward the first chunk (0: off),
     and the long memory: a latent frame of the first chunk (`long_memory_frame`) shown to every later chunk at its
     true distance in the past, with this strength (0: off), against drift from the start."""
 
@@ -45,16 +45,19 @@ class TemporalTiling:
 
     def __post_init__(self):
         t, o = self.tile_frames, self.overlap_frames
-        if isinstance(t, bool) or not isinstance(t, int) or t < 2 * FRAMES_PER_LATENT + 1 or t % FRAMES_PER_LATENT != 1:
-            lo = max(trim_to_valid_frames(max(t, 1)) if isinstance(t, int) else 17, 17)
-            raise ValueError(f"tile_frames must be 8k+1 and at least 17, got {t!r}: use {lo} or {lo + 8}")
+        # the shortest tile that leaves room for the shortest overlap (2 latent frames) and one new latent frame
+        shortest = 3 * FRAMES_PER_LATENT + 1
+        if isinstance(t, bool) or not isinstance(t, int) or t < shortest or t % FRAMES_PER_LATENT != 1:
+            lo = max(trim_to_valid_frames(max(t, 1)) if isinstance(t, int) else shortest, shortest)
+            raise ValueError(f"tile_frames must be 8k+1 and at least {shortest}, got {t!r}: use {lo} or {lo + 8}")
         if isinstance(o, bool) or not isinstance(o, int) or o % FRAMES_PER_LATENT or not 16 <= o <= t - 9:
             near = min(max(16, (o // 8) * 8 if isinstance(o, int) else 16), t - 9 - (t - 9) % 8)
             raise ValueError(f"overlap_frames must be a multiple of 8 from 16 to {t - 9 - (t - 9) % 8} (shorter than "
                              f"the {t}-frame tile), got {o!r}: use {near}")
-        m = self.long_memory_frame
-        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < (t - 1) // FRAMES_PER_LATENT + 1:
-            raise ValueError(f"long_memory_frame is a latent frame of the first chunk: 0 to {(t - 1) // 8}, got {m!r}")
+        m, before_second = self.long_memory_frame, (t - 1) // FRAMES_PER_LATENT + 1 - o // FRAMES_PER_LATENT
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < before_second:
+            raise ValueError(f"long_memory_frame is a latent frame of the first chunk before the second starts: 0 to "
+                             f"{before_second - 1}, got {m!r}")
         for name in ("overlap_strength", "adain_factor", "long_memory_strength"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
