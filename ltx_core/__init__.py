@@ -66,6 +66,7 @@ _EXPORTS = {
     "VideoTarget": ".pipelines.decode",
     "decode_video": ".pipelines.decode",
     "decode_video_pieces": ".pipelines.decode",
+    "TEMPORAL_PIECES": ".pipelines.decode",
     "decode_output_pieces": ".pipelines.generation",
     "save_video_pieces": ".app.output",
     "save_latents": ".app.output",

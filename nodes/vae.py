@@ -2,19 +2,26 @@
 tiling), and IMAGE frames -> latents."""
 from __future__ import annotations
 
+import torch
+
 from ..ltx_core import (
     DECODE_NOISE_SCALE,
     DECODE_TIMESTEP,
     FRAMES_PER_LATENT,
+    MAX_PASS_FRAMES,
     PIXELS_PER_LATENT,
     DecodeSettings,
     DecodeTiling,
+    TEMPORAL_PIECES,
     TilingConfig,
+    VideoTarget,
     decode_video,
+    decode_video_pieces,
     decode_work_bytes,
     encode_media,
     encode_work_bytes,
     frame_count_problem,
+    pixel_size,
     pixel_size_problem,
 )
 from . import comfy_bridge as bridge
@@ -92,10 +99,23 @@ class VAEDecode:
             plan = DecodeTiling(tiling, tiles, bridge.free_memory_bytes(device) if tiling == "auto" else None)
             bridge.check_interrupt()
             settings = DecodeSettings(decode_timestep, decode_noise_scale, tone_map_compression)
-            video = decode_video(vae.module, z, settings, int(seed), plan, latent_target(samples))
+            video = _decoded(vae.module, z, settings, int(seed), plan, latent_target(samples))
         except ValueError as e:
             raise node_error(node, e) from None
         return (video_to_image(video),)
+
+
+# many parameters: decode_video's
+def _decoded(vae, z, settings, seed: int, plan: DecodeTiling, target):
+    """decode_video; a video longer than one pass makes (a long video's, several GB decoded) is decoded in
+    temporal pieces, each moved off the GPU as it comes, so the device never holds the whole decoded video."""
+    if plan.mode == "off" or z.shape[2] <= (MAX_PASS_FRAMES - 1) // FRAMES_PER_LATENT + 1:
+        return decode_video(vae, z, settings, seed, plan, target)
+    if target is None:  # the whole decoded size
+        frames, height, width = pixel_size(*z.shape[2:])
+        target = VideoTarget.of_request(height, width, frames)
+    pieces = decode_video_pieces(vae, z, settings, seed, target, plan, plan.tiles or TEMPORAL_PIECES)
+    return torch.cat([p.to(bridge.intermediate_device()) for p in pieces], dim=2)
 
 
 class VAEEncode:

@@ -502,6 +502,20 @@ def test_tiled_decode(models):
         decode(models, latent, tiling="on", spatial_overlap=64)
 
 
+def test_a_long_video_is_decoded_in_pieces(models):
+    """Latents longer than one pass makes (here 34 latent frames, 265 frames) are decoded in temporal pieces, each
+    moved off the device as it comes; the frames are those of the tiled decode with the same tiles."""
+    z = torch.randn(1, 128, 34, 2, 3, generator=torch.Generator().manual_seed(4))
+    latent = {"samples": z}
+    frames = decode(models, latent, tiling="on", spatial_tile=512, spatial_overlap=64, temporal_tile=64,
+                    temporal_overlap=24)
+    tiles = core.TilingConfig(512, 64, 64, 24)
+    ref = core.decode_video(models["vae"].module, z, core.DecodeSettings(0.05, 0.025, 0.0), 7,
+                            core.DecodeTiling("on", tiles))
+    assert frames.shape == (265, 64, 96, 3)
+    torch.testing.assert_close(frames, ref[0].permute(1, 2, 3, 0), rtol=0, atol=1e-5)
+
+
 def test_interrupt_stops_the_sampler(models):
     seen = []
 
