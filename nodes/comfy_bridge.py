@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from ..ltx_core import stream_blocks, transformer_weight_bytes
+from ..ltx_core import device_free_bytes, stream_blocks, transformer_weight_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -204,14 +204,7 @@ def free_memory_bytes(device: torch.device) -> int | None:
             return int(mm.get_free_memory(device))
         except Exception:
             return None
-    if device.type == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        return None
+    return device_free_bytes(device)
 
 
 def is_out_of_memory(e: BaseException) -> bool:

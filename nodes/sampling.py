@@ -60,9 +60,9 @@ DEFAULT_PRESET = "ltxv-2b-0.9.6-dev"
 UPSAMPLER_HINT = ("connect an LTX-Video Latent Upsampler Loader with ltxv-spatial-upscaler-0.9.8.safetensors to "
                   "upscale_model, or pick a single-pass preset")
 
-# Devices whose free memory is checked against the step estimate before sampling (the CPU has swap and no hard
-# limit worth refusing on; tests widen this).
-CHECKED_DEVICE_TYPES = ("cuda",)
+# Devices whose free memory is checked against the step estimate before sampling (on the CPU: RAM available without
+# swapping; a larger run thrashes or is killed).
+CHECKED_DEVICE_TYPES = ("cuda", "cpu")
 
 
 def _items(conditioning: Conditioning, height: int, width: int, num_frames: int) -> list:

@@ -641,3 +641,20 @@ def test_cli_long_video_memory_does_not_grow_with_the_video(tiny_files, tmp_path
         assert read_video_frames(tmp_path / f"{frames}.mp4")[0].shape == (frames, 256, 256, 3)
     held = (129 - 65) * 256 * 256 * 3 * 4
     assert peaks[129] - peaks[65] < held / 2, {k: v / 2**20 for k, v in peaks.items()}
+
+
+def test_cli_refuses_a_video_larger_than_the_ram_in_one_line(tiny_files, tmp_path, capsys, monkeypatch):
+    """On the CPU the step is checked against the RAM available without swapping, before any latent is made."""
+    _real_generate()
+    import ltx_core.pipelines.generation as generation
+
+    called = []
+    monkeypatch.setattr(generation, "run_pass", lambda *a, **k: called.append(a))
+    argv = ["generate", "--prompt", "x", "--pipeline_config", "ltxv-2b-0.9.6-distilled",
+            "--checkpoint_path", str(tiny_files["checkpoint"]), "--text_encoder_path", str(tiny_files["text_encoder"]),
+            "--height", "100000", "--width", "100000", "--num_frames", "9", "--device", "cpu", "--dtype", "float32",
+            "--output_path", str(tmp_path / "big.mp4")]
+    rc, lines = _run_main(capsys, argv)
+    assert rc == 2 and lines[-1].startswith("error: 9 frames at 100000x100000 need about ")
+    assert "free on cpu" in lines[-1] and "What fits:" in lines[-1] and not called
+    assert not (tmp_path / "big.mp4").exists()

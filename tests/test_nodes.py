@@ -516,6 +516,12 @@ def test_a_long_video_is_decoded_in_pieces(models):
     torch.testing.assert_close(frames, ref[0].permute(1, 2, 3, 0), rtol=0, atol=1e-5)
 
 
+def test_a_video_larger_than_the_ram_is_refused_before_sampling(models):
+    with pytest.raises(ValueError, match=r"LTX-Video Sampler: 16385 frames at 16384x16384 need about .* free on "
+                                         r"cpu\. What fits: "):
+        sample(models, width=16384, height=16384, num_frames=16385)
+
+
 def test_interrupt_stops_the_sampler(models):
     seen = []
 

@@ -141,3 +141,12 @@ def test_next_lower_and_add_noise():
     assert next_lower(ts, torch.tensor([[0.6, 1.0]])).tolist() == [[0.5, 0.75]]
     x0, eps = torch.ones(2, 3, 4), torch.zeros(2, 3, 4)
     assert torch.allclose(add_noise(x0, eps, torch.tensor([0.25, 1.0])), torch.tensor([0.75, 0.0]).view(2, 1, 1).expand(2, 3, 4))
+
+
+def test_time_shift_of_a_huge_token_count_does_not_overflow():
+    """A (refused or not) video of millions of tokens shifts the grid to 1 instead of overflowing exp()."""
+    from ltx_core.sampling.schedule import sd3_token_shift, time_shift
+
+    t = torch.tensor([1.0, 0.5, 0.1])
+    shifted = time_shift(sd3_token_shift(10**9), t)
+    assert torch.isfinite(shifted).all() and torch.allclose(shifted, torch.ones(3))

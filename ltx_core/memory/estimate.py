@@ -300,13 +300,28 @@ def vae_decode_bytes(vae_config, latent_shape, dtype: torch.dtype, tiling: Tilin
 
 
 def device_free_bytes(device) -> int | None:
-    """What a new allocation on a CUDA device can use: the driver's free memory plus what torch's caching allocator
-    holds unused. None elsewhere: a CPU decode is not planned against a limit."""
+    """What a new allocation on `device` can use: on a CUDA device the driver's free memory plus what torch's
+    caching allocator holds unused; on the CPU the RAM the kernel says is available without swapping (a run larger
+    than that thrashes or is killed). None where unknown (other devices, systems without /proc/meminfo)."""
     device = torch.device(device)
+    if device.type == "cpu":
+        return available_ram_bytes()
     if device.type != "cuda" or not torch.cuda.is_available():
         return None
     cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     return int(torch.cuda.mem_get_info(device)[0] + cached)
+
+
+def available_ram_bytes(meminfo: str = "/proc/meminfo") -> int | None:
+    """MemAvailable from the kernel (Linux), or None."""
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def decode_tiling_for(vae: VideoVAE, latent_shape, free_bytes: int | None,

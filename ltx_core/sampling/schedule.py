@@ -94,8 +94,13 @@ def linear_quadratic_grid(n: int, threshold_noise: float = 0.025, linear_steps: 
     return torch.tensor([1.0 - s for s in sigmas])
 
 
+_EXP_SAFE = 80.0  # exp(80) is near float32's largest value
+
+
 def time_shift(mu: float, t: Tensor) -> Tensor:
     """Shift timesteps by log-SNR offset `mu`: exp(mu) / (exp(mu) + (1/t - 1))."""
+    if mu > _EXP_SAFE:  # a huge token count: exp(mu) would overflow the float32 arithmetic; the same value, stably
+        return 1 / (1 + math.exp(-mu) * (1 / t - 1))
     e = math.exp(mu)
     return e / (e + (1 / t - 1) ** 1)
 
