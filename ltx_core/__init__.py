@@ -102,6 +102,7 @@ _EXPORTS = {
     "DEFAULT_NUM_FRAMES": ".defaults",
     "DEFAULT_PIPELINE_CONFIG": ".defaults",
     "DEFAULT_SEED": ".defaults",
+    "MAX_SEED": ".defaults",
     "DEFAULT_WIDTH": ".defaults",
     "HF_REPO": ".defaults",
     "HF_URL": ".defaults",

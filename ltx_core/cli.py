@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import (DEFAULT_FRAME_RATE, DEFAULT_HEIGHT, DEFAULT_NEGATIVE_PROMPT, DEFAULT_NUM_FRAMES, DEFAULT_OVERLAP_FRAMES,
                DEFAULT_OVERLAP_STRENGTH, DEFAULT_PIPELINE_CONFIG, DEFAULT_SEED, DEFAULT_TILE_FRAMES, DEFAULT_WIDTH,
-               HF_REPO, HF_URL, IMAGE_COND_NOISE_SCALE, RELEASE_CHOICES, T5_SOURCES, WEIGHT_DTYPES)
+               HF_REPO, HF_URL, IMAGE_COND_NOISE_SCALE, MAX_SEED, RELEASE_CHOICES, T5_SOURCES, WEIGHT_DTYPES)
 
 class UsageError(Exception):
     """A problem with the user's arguments or files: reported as one line, exit code 2."""
@@ -151,10 +151,35 @@ def _validate_numbers(a):
         raise UsageError(f"--frame_rate must be positive, got {a.frame_rate}")
     if a.num_inference_steps is not None and a.num_inference_steps < 1:
         raise UsageError(f"--num_inference_steps must be positive, got {a.num_inference_steps}")
-    if not a.image_cond_noise_scale >= 0:
-        raise UsageError(f"--image_cond_noise_scale must be >= 0, got {a.image_cond_noise_scale}")
+    if not 0 <= a.image_cond_noise_scale < math.inf:
+        raise UsageError(f"--image_cond_noise_scale must be a finite number >= 0, got {a.image_cond_noise_scale}")
+    if not 0 <= a.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be from 0 to {MAX_SEED}, got {a.seed}")
     if a.output_latents and not a.output_latents.lower().endswith(".safetensors"):
         raise UsageError(f"--output_latents must name a .safetensors file, got {a.output_latents!r}")
+
+
+def _validate_text(a):
+    for flag, text in (("--prompt", a.prompt), ("--negative_prompt", a.negative_prompt)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:  # argv bytes that were not UTF-8 arrive as lone surrogates
+            raise UsageError(f"{flag}: not valid UTF-8 text (an undecodable byte at character {e.start}); give the "
+                             "prompt in UTF-8") from None
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """Before any model loads: the output file can be created (its folder exists or can be made, and is writable)."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder: give a file name (.mp4, .png or .safetensors) or a folder "
+                         "without such an extension")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: cannot write there, {folder} is a file and not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: cannot write there, folder {folder} is not writable")
 
 
 def _validate_conditioning(a) -> list[tuple[str, float, int]]:
@@ -366,6 +391,10 @@ def prepare_inputs(a):
                    prepare_control_video, prepare_keyframes)
 
     _validate_numbers(a)
+    _validate_text(a)
+    _check_writable(_output_file(a, a.num_frames, a.height, a.width), "--output_path")
+    if a.output_latents:
+        _check_writable(Path(a.output_latents).expanduser(), "--output_latents")
     cond = _validate_conditioning(a)
     loras = _validate_loras(a)
     tiling, prompts = _long_video(a)
@@ -395,9 +424,10 @@ def prepare_inputs(a):
             media = load_media(a.input_media_path, a.height, a.width, max_frames=padded_frames(a.num_frames))
         except MediaError as e:
             raise UsageError(f"--input_media_path {e}") from None
+        if media.shape[2] < padded_frames(a.num_frames):
+            raise UsageError(f"--input_media_path {a.input_media_path}: has {media.shape[2]} frame(s), video-to-video "
+                             f"with --num_frames {a.num_frames} needs at least {padded_frames(a.num_frames)}")
         input_media = pad_media(media, a.height, a.width)
-    if a.output_latents:
-        Path(a.output_latents).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return {"config": cfg, "dtype": a.dtype or _precision_dtype(cfg.get("precision")), "checkpoint": ck_path,
             "text_encoder": te_path, "upsampler": up_path, "conditioning": conditioning, "input_media": input_media,
             "loras": loras, "tiling": tiling, "prompts": prompts}

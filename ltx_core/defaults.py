@@ -5,6 +5,8 @@ from __future__ import annotations
 # The official inference.py's defaults.
 DEFAULT_NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
 DEFAULT_SEED = 171198
+# Seeds are torch.Generator seeds (64 bits); others are refused, so a seed names one video everywhere.
+MAX_SEED = 2**64 - 1
 DEFAULT_HEIGHT, DEFAULT_WIDTH, DEFAULT_NUM_FRAMES, DEFAULT_FRAME_RATE = 704, 1216, 121, 30
 DEFAULT_PIPELINE_CONFIG = "configs/ltxv-13b-0.9.7-dev.yaml"
 IMAGE_COND_NOISE_SCALE = 0.15

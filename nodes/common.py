@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..ltx_core import MAX_SEED  # noqa: F401  (the seed inputs' range, for the nodes)
 from ..ltx_core import LATENT_CHANNELS, Keyframe, LoraUse, Models, TextConditioning, VideoTarget
 from . import comfy_bridge as bridge
 
@@ -23,7 +24,6 @@ SETTINGS = "LTXVSTACK_SAMPLER_SETTINGS"
 LATENT_INFO = "ltxv_stack"
 
 MAX_SIZE = 16384
-MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
 
 @dataclass

@@ -425,6 +425,13 @@ class ComfyServer:
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
 
+    def rss_bytes(self) -> int:
+        """The server process's resident memory now (VmRSS of /proc/<pid>/status, Linux)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS in /proc/{self.proc.pid}/status")
+
     # HTTP
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -537,3 +544,41 @@ class ComfyServer:
             ws.close()
         return result, self.history(prompt_id)
 
+
+
+START_TIMEOUT = 300  # first start on 2 cores: torch + ComfyUI's nodes + this pack
+
+
+def serve(tmp_path_factory, comfyui_path: str, start_timeout: float = START_TIMEOUT):
+    """The body of a module-scoped `server` fixture (`yield from cs.serve(tmp_path_factory, COMFYUI_PATH)`): tiny
+    models, this pack linked into a temporary custom_nodes folder, ComfyUI started with COMFYUI_PYTHON (else this
+    interpreter) and the input media uploaded; yields the ComfyServer, stops it afterwards."""
+    import sys
+
+    import pytest
+
+    comfy = Path(comfyui_path).expanduser().resolve()
+    if not (comfy / "main.py").is_file() or not (comfy / "comfy").is_dir():
+        pytest.fail(f"COMFYUI_PATH={comfyui_path} is not a ComfyUI checkout (no main.py / comfy/)")
+    pytest.importorskip("ltx_video", reason="the tiny model factories need the official implementation (ltx_video)")
+    python = os.environ.get("COMFYUI_PYTHON") or sys.executable
+
+    work = tmp_path_factory.mktemp("comfyui")
+    write_tiny_models(work / "models")
+    custom_nodes = work / "custom_nodes"
+    link = link_pack(custom_nodes)
+    yaml = write_extra_model_paths(work / "extra_model_paths.yaml", work / "models", custom_nodes)
+    srv = ComfyServer(comfy, python, work, yaml)
+    try:
+        srv.start(start_timeout)
+        for name, (w, h, seed) in INPUT_IMAGES.items():
+            assert srv.upload(name, png_bytes(w, h, seed))["name"] == name
+        clip = mp4_bytes(INPUT_CLIP_FRAMES, *INPUT_CLIP_SIZE, INPUT_CLIP_FPS)
+        assert srv.upload(INPUT_CLIP, clip)["name"] == INPUT_CLIP
+        control = mp4_bytes(INPUT_CONTROL_FRAMES, *INPUT_CLIP_SIZE, INPUT_CLIP_FPS)
+        assert srv.upload(INPUT_CONTROL, control)["name"] == INPUT_CONTROL
+        yield srv
+    finally:
+        srv.stop()
+        if link.is_symlink():
+            link.unlink()

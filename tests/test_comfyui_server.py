@@ -18,9 +18,7 @@ Checks:
 - POST /interrupt while a sampler run of many steps is in progress ends it as interrupted, and the next job succeeds.
 """
 import os
-import sys
 import uuid
-from pathlib import Path
 
 import comfyui_support as cs
 import pytest
@@ -30,38 +28,13 @@ COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
 pytestmark = pytest.mark.skipif(not COMFYUI_PATH, reason="COMFYUI_PATH not set: see tests/README_integration.md")
 
 WORKFLOWS = cs.load_api_workflows()
-START_TIMEOUT = 300  # first start on 2 cores: torch + ComfyUI's nodes + this pack
 RUN_TIMEOUT = 240  # one tiny workflow
 INTERRUPT_STEPS = 1000  # far more than the test waits for: only an interrupt ends it in time
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    comfy = Path(COMFYUI_PATH).expanduser().resolve()
-    if not (comfy / "main.py").is_file() or not (comfy / "comfy").is_dir():
-        pytest.fail(f"COMFYUI_PATH={COMFYUI_PATH} is not a ComfyUI checkout (no main.py / comfy/)")
-    pytest.importorskip("ltx_video", reason="the tiny model factories need the official implementation (ltx_video)")
-    python = os.environ.get("COMFYUI_PYTHON") or sys.executable
-
-    work = tmp_path_factory.mktemp("comfyui")
-    cs.write_tiny_models(work / "models")
-    custom_nodes = work / "custom_nodes"
-    link = cs.link_pack(custom_nodes)
-    yaml = cs.write_extra_model_paths(work / "extra_model_paths.yaml", work / "models", custom_nodes)
-    srv = cs.ComfyServer(comfy, python, work, yaml)
-    try:
-        srv.start(START_TIMEOUT)
-        for name, (w, h, seed) in cs.INPUT_IMAGES.items():
-            assert srv.upload(name, cs.png_bytes(w, h, seed))["name"] == name
-        clip = cs.mp4_bytes(cs.INPUT_CLIP_FRAMES, *cs.INPUT_CLIP_SIZE, cs.INPUT_CLIP_FPS)
-        assert srv.upload(cs.INPUT_CLIP, clip)["name"] == cs.INPUT_CLIP
-        control = cs.mp4_bytes(cs.INPUT_CONTROL_FRAMES, *cs.INPUT_CLIP_SIZE, cs.INPUT_CLIP_FPS)
-        assert srv.upload(cs.INPUT_CONTROL, control)["name"] == cs.INPUT_CONTROL
-        yield srv
-    finally:
-        srv.stop()
-        if link.is_symlink():
-            link.unlink()
+    yield from cs.serve(tmp_path_factory, COMFYUI_PATH)
 
 
 def _explain(srv, result, history=None):

@@ -122,7 +122,9 @@ def blur(image: torch.Tensor, kernel_size: int = _BLUR_KERNEL, sigma: float = _B
     c = x.shape[1]
     k = _gaussian_kernel2d(kernel_size, sigma, x.dtype).to(x.device).expand(c, 1, kernel_size, kernel_size)
     p = kernel_size // 2
-    x = F.conv2d(F.pad(x, (p, p, p, p), mode="reflect"), k, groups=c)
+    # reflect needs more pixels than the padding: a 1-pixel image is padded with copies of itself
+    mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
+    x = F.conv2d(F.pad(x, (p, p, p, p), mode=mode), k, groups=c)
     return x[0] if squeeze else x
 
 
@@ -149,11 +151,12 @@ def _h264_roundtrip(rgb: np.ndarray, crf: int) -> np.ndarray:
 def crf_compress(image: torch.Tensor, crf: int = DEFAULT_CRF) -> torch.Tensor:
     """Single-frame H.264 round trip of an (H,W,3) image in [0,1] (the layout the reference works in) or a (3,H,W)
     image; the result has the input's layout, with H and W trimmed to even values, values in [0,1] in steps of
-    1/255. The input is quantised by truncation (x*255 -> uint8), as the reference does. crf=0 returns the input."""
-    if crf == 0:
-        return image
+    1/255. The input is quantised by truncation (x*255 -> uint8), as the reference does. crf=0 returns the input,
+    and so does an image under 2 pixels high or wide (H.264 takes even sizes: trimming would leave nothing)."""
     chw = image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3
     hwc = image.permute(1, 2, 0) if chw else image
+    if crf == 0 or min(hwc.shape[:2]) < 2:
+        return image
     hwc = hwc[: hwc.shape[0] // 2 * 2, : hwc.shape[1] // 2 * 2]
     rgb = (hwc * 255.0).byte().cpu().numpy()
     out = torch.from_numpy(_h264_roundtrip(rgb, crf)).to(device=image.device, dtype=image.dtype) / 255.0

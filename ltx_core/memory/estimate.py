@@ -169,15 +169,25 @@ def largest_fitting(config, shape: StepShape, dtype: torch.dtype, free_bytes: in
         return weights + shape.activation_bytes(config, dtype, device_type, **size) * HEADROOM <= free_bytes
 
     step, px = FRAMES_PER_LATENT, PIXELS_PER_LATENT
-    frames = next((step * k + 1 for k in range((max(shape.num_frames, 1) - 1) // step, -1, -1)
-                   if fits(num_frames=step * k + 1)), None)
-    size = None
-    for h in range(-(-shape.height // px) * px, 0, -px):
-        w = max(px, round(shape.width * h / shape.height / px) * px)
-        if fits(height=h, width=w):
-            size = (h, w)
-            break
-    return frames, size
+    k = _largest(0, (max(shape.num_frames, 1) - 1) // step, lambda k: fits(num_frames=step * k + 1))
+    frames = None if k is None else step * k + 1
+
+    def width(h: int) -> int:
+        return max(px, round(shape.width * h / shape.height / px) * px)
+
+    k = _largest(1, -(-shape.height // px), lambda k: fits(height=k * px, width=width(k * px)))
+    return frames, None if k is None else (k * px, width(k * px))
+
+
+def _largest(lo: int, hi: int, ok) -> int | None:
+    """The largest k in [lo, hi] with ok(k), for ok true up to some k and false above; None where none is. A
+    bisection: a size of 10**9 pixels is answered in a few dozen estimates."""
+    if hi < lo or not ok(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+    return lo
 
 
 def step_refusal(model, shape: StepShape, budget: int, streaming: bool, device) -> str | None:

@@ -2,13 +2,14 @@
 built, so that everything after it can trust them."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from torch import Tensor
 
 from ..conditioning.items import ConditioningItem
-from ..defaults import IMAGE_COND_NOISE_SCALE
+from ..defaults import IMAGE_COND_NOISE_SCALE, MAX_SEED
 from ..geometry import padded_size
 from ..lora.apply import LoraUse
 from ..model.video_vae import TilingConfig
@@ -104,15 +105,15 @@ class GenerationRequest:
             _positive_int("num_inference_steps", self.num_inference_steps)
         if not _is_number(self.frame_rate) or not self.frame_rate > 0:
             raise ValueError(f"frame_rate must be a positive number, got {self.frame_rate!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
         if not (self.decode_tiling is None or self.decode_tiling == "auto"
                 or isinstance(self.decode_tiling, TilingConfig)):
             raise ValueError(f"decode_tiling must be a TilingConfig, None or 'auto', got {self.decode_tiling!r}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {list(OUTPUTS)}, got {self.output!r}")
-        if not _is_number(self.image_cond_noise_scale) or self.image_cond_noise_scale < 0:
-            raise ValueError(f"image_cond_noise_scale must be a number >= 0, got {self.image_cond_noise_scale!r}")
+        if not _is_number(self.image_cond_noise_scale) or not 0 <= self.image_cond_noise_scale < math.inf:
+            raise ValueError(f"image_cond_noise_scale must be a finite number >= 0, got {self.image_cond_noise_scale!r}")
         self._check_refinement()
 
     def _check_refinement(self) -> None:

@@ -15,15 +15,17 @@ import hashlib
 import torch
 from torch import Tensor
 
+from ..defaults import MAX_SEED
+
 # Purposes with their own generator stream.
 STOCHASTIC = "stochastic_sampling"
 DECODE = "decode_noise"
 
 
 def make_generator(seed: int) -> torch.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    return torch.Generator(device="cpu").manual_seed(int(seed) % (1 << 64))
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    return torch.Generator(device="cpu").manual_seed(seed)
 
 
 def derived_seed(seed: int, purpose: str) -> int:
