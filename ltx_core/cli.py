@@ -160,12 +160,12 @@ def _validate_numbers(a):
 
 
 def _validate_text(a):
+    from . import text_problem
+
     for flag, text in (("--prompt", a.prompt), ("--negative_prompt", a.negative_prompt)):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:  # argv bytes that were not UTF-8 arrive as lone surrogates
-            raise UsageError(f"{flag}: not valid UTF-8 text (an undecodable byte at character {e.start}); give the "
-                             "prompt in UTF-8") from None
+        problem = text_problem(text)  # argv bytes that were not UTF-8 arrive as lone surrogates
+        if problem:
+            raise UsageError(f"{flag}: {problem}")
 
 
 def _check_writable(path: Path, flag: str) -> None:
@@ -285,13 +285,13 @@ def _find_model_file(given, config_value, search_dirs, what, flag, missing_hint)
     raise UsageError(f"no {what}: pass {flag} ({missing_hint})")
 
 
-def _holds_vae(path) -> bool:
-    from . import ModelFileError, holds_vae
+def _transformer_only(path) -> bool:
+    from . import ModelFileError, transformer_only
 
     try:
-        return holds_vae(path)
+        return transformer_only(path)
     except ModelFileError:  # an unreadable file: loading it reports that, in one line
-        return True
+        return False
 
 
 def _resolve_models(a, cfg, config_dir):
@@ -301,7 +301,7 @@ def _resolve_models(a, cfg, config_dir):
         f"from {HF_URL} (Hugging Face repo {HF_REPO}) into a folder of your choice")
     if a.vae_path and not Path(a.vae_path).expanduser().is_file():
         raise UsageError(f"--vae_path not found: {a.vae_path}")
-    if not a.vae_path and not _holds_vae(ck):
+    if not a.vae_path and _transformer_only(ck):
         raise UsageError(f"{ck} holds only the transformer (no VAE): give the VAE released with it with --vae_path "
                          "(e.g. LTXV-13B-0.9.8-distilled-VAE.safetensors), or use a full checkpoint")
     te_cfg = cfg.get("text_encoder_model_name_or_path")

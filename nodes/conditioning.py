@@ -85,6 +85,8 @@ class AddControlVideo:
         if not isinstance(conditioning, Conditioning):
             raise ValueError(f"{node}: conditioning must come from LTX-Video Text Encode")
         frames = check_image(control_video, f"{node}: control_video").detach().float().cpu()
+        if int(start_frame) < 0:  # a keyframe's negative index counts from the end; a control video starts
+            raise ValueError(f"{node}: start_frame must be 0 or a multiple of 8 from there, got {start_frame}")
         try:
             control = Keyframe(frames, int(start_frame), float(strength), name="control video")
         except ValueError as e:

@@ -1,5 +1,4 @@
-"""The bad-input corpus: one row per bad (or merely odd) input, through both front ends: 80 CLI rows, 24 node rows
-(5 of them known defects, marked xfail with the reason).
+"""The bad-input corpus: one row per bad (or merely odd) input, through both front ends: 80 CLI rows, 24 node rows.
 
 - CLI (`python -m ltx_core generate`, in process, on tiny real model files and the real pipeline): every row ends
   in exit code 2 and exactly one `error: ...` line naming the input and what is allowed (progress lines before it
@@ -274,18 +273,10 @@ def node_models(request):
     return stand_ins
 
 
-# Rows the product still fails, left for a follow-up: each marked xfail with the reason.
-_NODE_DEFECTS = {"control start_frame=-8": "Keyframe accepts a negative start for a control video",
-                 "decode decode_timestep=nan": "VAE Decode does not check decode_timestep",
-                 "decode decode_timestep=-1.0": "VAE Decode does not check decode_timestep",
-                 "decode decode_noise_scale=inf": "VAE Decode does not check decode_noise_scale",
-                 "text encode not UTF-8": "the tokenizer raises TypeError on lone surrogates"}
 
 
 @pytest.mark.parametrize("row", _node_rows(), ids=lambda r: r[0])
 def test_node_row(row, node_models):
-    if row[0] in _NODE_DEFECTS:
-        pytest.xfail(_NODE_DEFECTS[row[0]])
     _, display, call, needle = row
     needle = "need about" if row[0] == "sampler width=1000000000" else needle
     with pytest.raises(ValueError) as e:

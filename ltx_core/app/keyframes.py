@@ -76,21 +76,24 @@ def prepare_control_video(control: Keyframe, height: int, width: int, num_frames
     fit = padded_frames(num_frames) - max(0, control.frame_index)
     if control.frame_index >= 0 and 0 < fit < control.num_frames:
         control = replace(control, frames=control.frames[:fit])
-    start = _checked_start(control.name, control, num_frames)
+    start = _checked_start(control.name, control, num_frames, index_name="start_frame")
     media = prepare_frames(control.frames, height, width, just_crop=True, blur=False, crf=0)
     return ControlVideo(pad_media(media, height, width), start, control.strength)
 
 
-def _checked_start(label: str, kf: Keyframe, num_frames: int) -> int:
+def _checked_start(label: str, kf: Keyframe, num_frames: int, index_name: str = "frame_index") -> int:
     n = kf.num_frames
-    what = f"{label} ({'1 frame' if n == 1 else f'a clip of {n} frames'}, frame_index {kf.frame_index})"
+    what = f"{label} ({'1 frame' if n == 1 else f'a clip of {n} frames'}, {index_name} {kf.frame_index})"
     start = kf.start(num_frames)
     if start < 0:
+        # frame_index -k puts the last frame on frame num_frames - k: that needs n - 1 + k frames
+        need = n - 1 - kf.frame_index if kf.frame_index < 0 else n
         raise ValueError(f"{what} would start before the video's first frame; the video has {num_frames} "
-                         f"frames: raise num_frames to at least {n} or use frame_index 0")
+                         f"frames: raise num_frames to at least {need} or use {index_name} 0")
     if start >= num_frames:
-        raise ValueError(f"{what} is beyond the video's last frame ({num_frames - 1}); use a frame_index up to "
-                         f"{num_frames - 1}, or -1 for the last frame, or raise num_frames")
+        raise ValueError(f"{what} is beyond the video's last frame ({num_frames - 1}); use a {index_name} up to "
+                         f"{num_frames - 1}{', or -1 for the last frame' if index_name == 'frame_index' else ''}, "
+                         "or raise num_frames")
     if start + n > padded_frames(num_frames):
         raise ValueError(f"{what} runs past the end of the {num_frames}-frame video; raise num_frames to at "
                          f"least {start + n} or use a shorter clip")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..loader.checkpoint import Checkpoint, Companion, holds_vae, load_checkpoint
+from ..loader.checkpoint import Checkpoint, Companion, load_checkpoint, transformer_only
 from ..loader.errors import ModelFileError
 from ..loader.releases import RELEASE_CHOICES, vae_generation
 from ..loader.vae_file import load_vae_file
@@ -57,7 +57,7 @@ def load_video_model(path, options: LoadOptions, vae_path=None) -> Checkpoint:
     """A transformer with its VAE, options applied: from one checkpoint, or a transformer-only file (GGUF or
     safetensors) with the VAE from `vae_path` (which also replaces a checkpoint's own VAE)."""
     options.check()
-    if vae_path is None and Path(path).exists() and not holds_vae(path):
+    if vae_path is None and transformer_only(path):
         raise ModelFileError(path, "holds only the transformer, no VAE: give the VAE file with it (the VAE loader, "
                                    "--vae_path), or pick a full LTX-Video checkpoint")
     vae = None

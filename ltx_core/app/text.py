@@ -13,6 +13,18 @@ def encode_prompts(text_encoder, prompt: str, negative_prompt: str = DEFAULT_NEG
     return encode_chunk_prompts(text_encoder, [prompt], negative_prompt)[0]
 
 
+def text_problem(text) -> str | None:
+    """Why a prompt cannot be encoded (None when it can): not a string, or not valid UTF-8 text (bytes of another
+    encoding arrive as lone surrogates)."""
+    if not isinstance(text, str):
+        return f"expected text, got {type(text).__name__}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"not valid UTF-8 text (an undecodable byte at character {e.start}); give the prompt in UTF-8"
+    return None
+
+
 def chunk_prompts(prompt: str) -> list[str]:
     """Per-chunk prompts of a long video written as "first | second | third" (the last one repeats); ValueError
     for an empty one."""
@@ -25,6 +37,10 @@ def chunk_prompts(prompt: str) -> list[str]:
 
 def encode_chunk_prompts(text_encoder, prompts, negative_prompt: str = DEFAULT_NEGATIVE_PROMPT) -> list:
     """encode_prompts for each chunk's prompt; the negative prompt is encoded once."""
+    for text in (*prompts, negative_prompt):
+        problem = text_problem(text)
+        if problem:
+            raise ValueError(f"prompt {text[:40]!r}: {problem}" if isinstance(text, str) else f"prompt: {problem}")
     with torch.no_grad():
         negative, negative_mask = text_encoder.encode([negative_prompt])
         encoded = [text_encoder.encode([p]) for p in prompts]

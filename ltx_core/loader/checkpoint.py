@@ -75,6 +75,22 @@ def holds_vae(path) -> bool:
         return any(k.startswith((VAE_PREFIX, "encoder.", "decoder.")) for k in f.keys())
 
 
+def transformer_only(path) -> bool:
+    """Whether a model file (or diffusers folder) holds a transformer and no VAE, from its names alone: such a file
+    needs its VAE from another. Files of other kinds say False: their loader names what they are."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "transformer").is_dir() and not (path / "vae").is_dir()
+    if is_gguf(path):
+        return True
+    if not path.is_file():
+        return False
+    with SafetensorsFile(path) as f:
+        keys = f.keys()
+    return (any(k.startswith((TRANSFORMER_PREFIX, "transformer_blocks.")) for k in keys)
+            and not any(k.startswith((VAE_PREFIX, "encoder.", "decoder.")) for k in keys))
+
+
 def _load_gguf(path: Path, device, dtype, companion: Companion) -> Checkpoint:
     if dtype in FP8:
         raise ModelFileError(path, "a GGUF model is quantized already: compute it in bfloat16, float16 or float32 "

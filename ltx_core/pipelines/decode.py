@@ -30,6 +30,15 @@ class DecodeSettings:
     noise_scale: float | tuple[float, ...] | None = None
     tone_map_compression: float = 0.0
 
+    def __post_init__(self):
+        for name in ("timestep", "noise_scale"):
+            value = getattr(self, name)
+            for v in value if isinstance(value, (list, tuple)) else (value,):
+                if v is None and name == "noise_scale":
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                    raise ValueError(f"decode_{name} must be a number from 0 to 1, got {v!r}")
+
     @classmethod
     def of_pass(cls, config) -> "DecodeSettings":
         return cls(config.decode_timestep, config.decode_noise_scale, config.tone_map_compression_ratio)
