@@ -75,6 +75,7 @@ _EXPORTS = {
     "save_video": ".app.output",
     # memory
     "MemoryRefusal": ".memory.plan",
+    "is_out_of_memory": ".memory.oom",
     "TEXT_ENCODE_BYTES": ".memory.plan",
     "check_generation_memory": ".app.planning",
     "decode_work_bytes": ".memory.plan",

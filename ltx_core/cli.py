@@ -454,9 +454,8 @@ _SMALLER = ("use --offload_to_cpu, --dtype float8_e4m3fn, fewer --num_frames or 
 def _load(a, prep, device):
     """Text first (the encoder is freed before the transformer loads: peak memory is the larger of the two, not
     their sum), then the video model and the upsampler."""
-    import torch
 
-    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_chunk_prompts,
+    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_chunk_prompts, is_out_of_memory,
                    load_text_encoder, load_upsampler, load_video_model, read_lora)
 
     dtype = prep["dtype"]
@@ -483,7 +482,9 @@ def _load(a, prep, device):
         raise UsageError(f"{_FLAGS[e.option]}: {e}") from None
     except ValueError as e:  # a wrong, partial or foreign file; an unusable dtype
         raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    except torch.cuda.OutOfMemoryError:
+    except Exception as e:  # noqa: BLE001 - out of memory only; anything else is raised again
+        if not is_out_of_memory(e):
+            raise
         raise UsageError(f"out of memory on {device} while loading the models: {_SMALLER}") from None
     return Models.from_checkpoint(ck, upsampler, loras), texts
 
@@ -492,7 +493,7 @@ def run_generation(a, prep):
     import torch
 
     from . import (GenerationRequest, MemoryRefusal, PipelineConfig, check_generation_memory, decode_output_pieces,
-                   device_free_bytes, generate, generate_long, lora_bytes, stream_blocks)
+                   device_free_bytes, generate, generate_long, is_out_of_memory, lora_bytes, stream_blocks)
 
     try:
         cfg = PipelineConfig.from_dict(prep["config"])
@@ -524,15 +525,15 @@ def run_generation(a, prep):
         raise UsageError(str(e) + ("" if e.streaming else " Or add --offload_to_cpu.")) from None
     except ValueError as e:  # e.g. a VAE decode that fits in no tiling
         raise UsageError(str(e).splitlines()[0]) from None
-    except torch.cuda.OutOfMemoryError:
+    except Exception as e:  # noqa: BLE001 - out of memory only; anything else is raised again
+        if not is_out_of_memory(e):
+            raise
         raise UsageError(f"out of memory on {device} while generating: {_SMALLER}") from None
 
 
 def save_outputs(a, res, pieces=None) -> Path:
     """The video (decoded already, or `pieces` decoded as they are written) and the latents if asked for."""
-    import torch
-
-    from . import save_latents, save_video, save_video_pieces
+    from . import is_out_of_memory, save_latents, save_video, save_video_pieces
 
     try:
         if pieces is None:
@@ -542,7 +543,9 @@ def save_outputs(a, res, pieces=None) -> Path:
             out = save_video_pieces(_output_file(a, a.num_frames, a.height, a.width), pieces, a.frame_rate)
     except ValueError as e:  # e.g. a VAE decode that fits in no tiling
         raise UsageError(str(e).splitlines()[0]) from None
-    except torch.cuda.OutOfMemoryError:
+    except Exception as e:  # noqa: BLE001 - out of memory only; anything else is raised again
+        if not is_out_of_memory(e):
+            raise
         raise UsageError(f"out of memory while decoding: {_SMALLER}") from None
     _log(f"output saved to {out}")
     if a.output_latents:

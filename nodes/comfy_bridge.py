@@ -207,12 +207,6 @@ def free_memory_bytes(device: torch.device) -> int | None:
     return device_free_bytes(device)
 
 
-def is_out_of_memory(e: BaseException) -> bool:
-    if IN_COMFYUI and isinstance(e, getattr(mm, "OOM_EXCEPTION", ())):
-        return True
-    return isinstance(e, torch.OutOfMemoryError)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # managed models
 

@@ -26,8 +26,17 @@ LATENT_INFO = "ltxv_stack"
 MAX_SIZE = 16384
 
 
+class _Managed:
+    """A handle's ComfyUI model patcher as `patcher`: ComfyUI's RAM-pressure output cache (the default since 0.3.6x)
+    recognises outputs that hold a model by that attribute; without it a handle holding gigabytes counts as tiny."""
+
+    @property
+    def patcher(self):
+        return self.managed.patcher
+
+
 @dataclass
-class VAEHandle:
+class VAEHandle(_Managed):
     name: str
     managed: bridge.ManagedModel
 
@@ -37,7 +46,7 @@ class VAEHandle:
 
 
 @dataclass
-class ModelHandle:
+class ModelHandle(_Managed):
     """A loaded checkpoint: the transformer plus the VAE it came with (used to encode conditioning images and for
     the latent statistics of multi-scale runs), and the LoRAs chained onto it (applied by the sampler for its run;
     the loaded weights are shared and never changed, so other branches of the graph see the plain model)."""
@@ -59,14 +68,14 @@ class ModelHandle:
 
 
 @dataclass
-class TextEncoderHandle:
+class TextEncoderHandle(_Managed):
     name: str
     encoder: Any  # ltx_core T5TextEncoder
     managed: bridge.ManagedModel
 
 
 @dataclass
-class UpscalerHandle:
+class UpscalerHandle(_Managed):
     name: str
     managed: bridge.ManagedModel
 

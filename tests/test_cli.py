@@ -447,9 +447,14 @@ def test_cli_refuses_a_step_that_cannot_fit_before_sampling(tiny_files, tmp_path
     assert rc == 0 and (tmp_path / "out.mp4").exists(), lines
 
 
-def test_cli_out_of_memory_is_one_line(tiny_files, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("error", [
+    torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    # newer torch raises some allocators' failures this way (ComfyUI's is_oom matches it too)
+    torch.AcceleratorError("CUDA error: out of memory"),
+], ids=["OutOfMemoryError", "AcceleratorError"])
+def test_cli_out_of_memory_is_one_line(tiny_files, tmp_path, capsys, monkeypatch, error):
     def generate(*a, **k):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        raise error
 
     monkeypatch.setattr("ltx_core.generate", generate)
     rc, lines = _run_main(capsys, [
@@ -658,3 +663,11 @@ def test_cli_refuses_a_video_larger_than_the_ram_in_one_line(tiny_files, tmp_pat
     assert rc == 2 and lines[-1].startswith("error: 9 frames at 100000x100000 need about ")
     assert "free on cpu" in lines[-1] and "What fits:" in lines[-1] and not called
     assert not (tmp_path / "big.mp4").exists()
+
+
+def test_other_accelerator_errors_are_not_taken_for_out_of_memory():
+    from ltx_core import is_out_of_memory
+
+    assert is_out_of_memory(torch.AcceleratorError("CUDA error: out of memory"))
+    assert not is_out_of_memory(torch.AcceleratorError("CUDA error: an illegal memory access was encountered"))
+    assert not is_out_of_memory(RuntimeError("out of memory"))  # not an allocator error: a bug to report as such

@@ -559,7 +559,7 @@ def _fake_comfyui(monkeypatch, tmp_path):
 
     mm = types.ModuleType("comfy.model_management")
 
-    class InterruptProcessingException(Exception):
+    class InterruptProcessingException(BaseException):  # a BaseException since ComfyUI PR #13523 (0.3.7x)
         pass
 
     state = {"interrupted": False}
@@ -664,6 +664,9 @@ def test_bridge_inside_comfyui(monkeypatch, tmp_path):
     module = torch.nn.Linear(2, 2)
     managed = b.ManagedModel(module, "diffusion", "m")
     assert managed.patcher.model.inner is module  # ModelPatcher's bookkeeping lands on a holder, not our model
+    # ComfyUI's RAM-pressure output cache recognises model-holding outputs by their `patcher` attribute
+    common = sys.modules[f"{PACK}.nodes.common"]
+    assert common.VAEHandle("v", managed).patcher is managed.patcher
     assert b.load_models([managed], 123) == torch.device("cpu")
     (patchers, memory, full), = calls["load"]
     assert patchers == [managed.patcher] and memory == 123 and full

@@ -259,6 +259,37 @@ def test_notes_name_the_model_files(name):
             assert file in text and f"{folder}/" in text, f"{name}: the note does not say {folder}/{file}"
 
 
+HF_DOWNLOAD = re.compile(r"https://huggingface\.co/(?P<repo>[\w.-]+/[\w.-]+)/resolve/main/(?P<path>[\w.-]+(?:/[\w.-]+)*)")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_lists_model_downloads(name):
+    """The top-level `models` list (the frontend's missing-models dialog offers these downloads): one entry per model
+    file the loader nodes name, in the folder that loader reads, with a direct Hugging Face download of that file
+    from a repo the note names."""
+    ui, _ = load(name)
+    expected = set()
+    for n in ui["nodes"]:
+        if n["type"] not in UI_ONLY:
+            expected |= {(MODEL_FOLDERS[k], v) for k, v in _widgets_by_name(n).items() if k in MODEL_FOLDERS}
+    assert expected, f"{name}: no model files"
+    models = ui.get("models")
+    assert isinstance(models, list), f"{name}: no top-level models list"
+    for m in models:
+        assert set(m) == {"name", "url", "directory"}, f"{name}: {m}"
+    listed = [(m["directory"], m["name"]) for m in models]
+    assert len(set(listed)) == len(listed), f"{name}: duplicate models entries"
+    assert set(listed) == expected, f"{name}: models {sorted(set(listed))} != loaded files {sorted(expected)}"
+    notes = "\n".join(n["widgets_values"][0] for n in _notes(ui))
+    for m in models:
+        match = HF_DOWNLOAD.fullmatch(m["url"])
+        assert match, f"{name}: {m['url']} is not a Hugging Face resolve/main download"
+        assert match["path"].rsplit("/", 1)[-1] == m["name"], f"{name}: {m['url']} does not download {m['name']}"
+        if notes:
+            assert re.search(rf"Hugging Face {re.escape(match['repo'])}(?![\w/-])", notes), \
+                f"{name}: the note does not name {match['repo']}"
+
+
 def _widgets_by_name(node):
     spec, _, _ = signature(node["type"])
     return {w: v for (w, _), v in zip(widget_layout(spec), node["widgets_values"], strict=True) if w is not None}

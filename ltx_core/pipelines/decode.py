@@ -11,6 +11,7 @@ from torch import Tensor
 from ..conditioning.items import resize_media
 from ..geometry import FRAMES_PER_LATENT, PIXELS_PER_LATENT, padded_size
 from ..memory.estimate import decode_tiling_for
+from ..memory.oom import is_out_of_memory
 from ..model.video_vae import TilingConfig
 from ..model.video_vae.tiling import blend_weights, spans, to_pixels
 from ..sampling.noise import DECODE, derived_generator, randn
@@ -154,8 +155,8 @@ def decode_video(vae, latents: Tensor, settings: DecodeSettings, seed: int, tili
     tiles = _tiles(vae, latents.shape, tiling)
     try:
         video = decode(vae, latents, settings, derived_generator(seed, DECODE), tiles)
-    except torch.OutOfMemoryError:
-        if tiling.mode != "auto" or tiles is not None or tiling.tiles is None:
+    except Exception as e:  # noqa: BLE001 - out of memory only; anything else is raised again at once
+        if not is_out_of_memory(e) or tiling.mode != "auto" or tiles is not None or tiling.tiles is None:
             raise
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
