@@ -8,6 +8,7 @@ Outside ComfyUI (tests, scripts) every function has a stand-in: model folders co
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -213,7 +214,8 @@ def free_memory_bytes(device: torch.device) -> int | None:
 
 class _Holder(torch.nn.Module):
     """What ModelPatcher wraps: it sets bookkeeping attributes (device, model_lowvram, ...) on the module it
-    holds, which must not collide with properties of our own models."""
+    holds, which must not collide with properties of our own models. ComfyUI's log names a model by its class:
+    `holder_for` gives each kind of model a class with a readable name."""
 
     def __init__(self, inner: torch.nn.Module, device: torch.device):
         super().__init__()
@@ -224,6 +226,19 @@ class _Holder(torch.nn.Module):
         for p in self.inner.parameters():
             return p.dtype
         return torch.float32
+
+
+# ComfyUI logs "Requested to load <class name>": the name says which of our models it is.
+_HOLDER_NAMES = {"diffusion": "LTXVideoTransformer", "vae": "LTXVideoVAE", "text_encoder": "LTXVideoT5Encoder"}
+
+
+def holder_for(kind: str, module: torch.nn.Module, device: torch.device) -> _Holder:
+    return _holder_class(_HOLDER_NAMES.get(kind, f"LTXVideo_{kind}"))(module, device)
+
+
+@functools.lru_cache(maxsize=None)
+def _holder_class(name: str) -> type:
+    return type(name, (_Holder,), {"__doc__": _Holder.__doc__})
 
 
 def _module_device(module: torch.nn.Module, fallback: torch.device) -> torch.device:
@@ -248,7 +263,7 @@ class ManagedModel:
         self.load_device, self.offload_device = devices(kind)
         self.patcher = None
         if IN_COMFYUI:
-            holder = _Holder(module, self.offload_device)
+            holder = holder_for(kind, module, self.offload_device)
             self.patcher = comfy.model_patcher.ModelPatcher(holder, load_device=self.load_device,
                                                             offload_device=self.offload_device)
 

@@ -664,6 +664,7 @@ def test_bridge_inside_comfyui(monkeypatch, tmp_path):
     module = torch.nn.Linear(2, 2)
     managed = b.ManagedModel(module, "diffusion", "m")
     assert managed.patcher.model.inner is module  # ModelPatcher's bookkeeping lands on a holder, not our model
+    assert type(managed.patcher.model).__name__ == "LTXVideoTransformer"  # ComfyUI's log names it so
     # ComfyUI's RAM-pressure output cache recognises model-holding outputs by their `patcher` attribute
     common = sys.modules[f"{PACK}.nodes.common"]
     assert common.VAEHandle("v", managed).patcher is managed.patcher
