@@ -32,6 +32,7 @@ _EXPORTS = {
     "PipelineConfig": ".pipelines.config",
     "load_pipeline_config": ".presets",
     "preset_names": ".presets",
+    "preset_for_model": ".presets",
     "OFFICIAL_CHECKPOINTS": ".presets",
     "OFFICIAL_TEXT_ENCODERS": ".presets",
     "OFFICIAL_UPSAMPLERS": ".presets",

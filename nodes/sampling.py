@@ -31,6 +31,7 @@ from ..ltx_core import (
     load_pipeline_config,
     pixel_size,
     lora_bytes,
+    preset_for_model,
     prepare_control_video,
     prepare_keyframes,
     preset_names,
@@ -56,7 +57,8 @@ from .common import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PRESET = "ltxv-2b-0.9.6-dev"
+# "auto": the loaded model's own recipe (ltx_core.preset_for_model).
+AUTO_PRESET = "auto"
 UPSAMPLER_HINT = ("connect an LTX-Video Latent Upsampler Loader with ltxv-spatial-upscaler-0.9.8.safetensors to "
                   "upscale_model, or pick a single-pass preset")
 
@@ -71,12 +73,16 @@ def _items(conditioning: Conditioning, height: int, width: int, num_frames: int)
     return prepare_keyframes(conditioning.keyframes, height, width, num_frames) + controls
 
 
-def _recipe(preset: str, settings) -> tuple[str, PipelineConfig]:
+def _recipe(preset: str, settings, model: ModelHandle) -> tuple[str, PipelineConfig]:
     if settings is not None:
         if not isinstance(settings, SamplerSettings):
             raise ValueError("settings must come from LTX-Video Custom Sampler Settings")
         raw, name = settings.config, "custom settings"
     else:
+        if preset == AUTO_PRESET:
+            preset, how = preset_for_model(model.name, model.module.config.num_layers,
+                                           bool(model.allowed_inference_steps))
+            logger.info("LTX-Video (stack): recipe for %s: %s", model.name, how)
         raw, name = load_pipeline_config(preset), f"preset {preset}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -129,12 +135,12 @@ class Sampler:
             "required": {
                 "model": (MODEL, {"tooltip": "From LTX-Video Checkpoint Loader."}),
                 "conditioning": (CONDITIONING, {"tooltip": "From LTX-Video Text Encode (plus any Add Image / Clip)."}),
-                "preset": (preset_names(), {
-                    "default": DEFAULT_PRESET,
+                "preset": ([AUTO_PRESET, *preset_names()], {
+                    "default": AUTO_PRESET,
                     "tooltip": "The official recipe (LTX-Video configs/*.yaml) for the checkpoint: steps, "
-                               "schedule, CFG/STG guidance, single or multi-scale. Use the one named like your "
-                               "checkpoint. Multi-scale (13B, 0.9.8 distilled) recipes need upscale_model. "
-                               "Ignored when settings is connected."}),
+                               "schedule, CFG/STG guidance, single or multi-scale. auto: the loaded model's own "
+                               "(from its file name; the log says which). Multi-scale (13B, 0.9.8 distilled) "
+                               "recipes need upscale_model. Ignored when settings is connected."}),
                 "width": ("INT", {"default": 768, "min": PIXELS_PER_LATENT, "max": MAX_SIZE, "step": PIXELS_PER_LATENT,
                                   "tooltip": "Video width in pixels (generated at the next multiple of 32 and "
                                              "cropped back). Ignored with an input latent."}),
@@ -183,7 +189,7 @@ class Sampler:
         if upscale_model is not None and not isinstance(upscale_model, UpscalerHandle):
             raise ValueError(f"{node}: upscale_model must come from LTX-Video Latent Upsampler Loader")
         try:
-            recipe, cfg = _recipe(preset, settings)
+            recipe, cfg = _recipe(preset, settings, model)
             check_upsampler(cfg, upscale_model and upscale_model.module, UPSAMPLER_HINT,
                             upscale_model.name if upscale_model else "", recipe)
         except ValueError as e:

@@ -522,6 +522,16 @@ def test_a_video_larger_than_the_ram_is_refused_before_sampling(models):
         sample(models, width=16384, height=16384, num_frames=16385)
 
 
+def test_auto_preset_is_the_checkpoints_own(models):
+    named = models["root"] / "checkpoints" / "ltxv-2b-0.9.6-distilled-04-25.safetensors"
+    shutil.copy(models["root"] / "checkpoints" / "tiny-ltxv.safetensors", named)
+    model, _ = run("LTXVStackCheckpointLoader", ckpt_name=named.name, weight_dtype="default")
+    auto = sample(models, model=model, preset="auto", steps=2)["samples"]
+    torch.testing.assert_close(auto, sample(models, model=model, preset="ltxv-2b-0.9.6-distilled", steps=2)["samples"])
+    with pytest.raises(ValueError, match=r"LTX-Video Sampler: cannot tell the recipe of 'tiny-ltxv.safetensors'"):
+        sample(models, preset="auto")
+
+
 def test_interrupt_stops_the_sampler(models):
     seen = []
 

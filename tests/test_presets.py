@@ -211,3 +211,26 @@ def test_file_wins_and_bad_files(tmp_path):
         load_pipeline_config(str(bad))
     with pytest.raises(ValueError, match="folder"):
         load_pipeline_config(str(tmp_path))
+
+
+@pytest.mark.parametrize(("name", "layers", "distilled", "preset"), [
+    ("ltxv-13b-0.9.8-distilled.safetensors", None, None, "ltxv-13b-0.9.8-distilled"),  # the checkpoint's own
+    ("ltxv-13b-0.9.7-dev-fp8.safetensors", None, None, "ltxv-13b-0.9.7-dev-fp8"),
+    ("LTXV-13B-0.9.8-distilled-Q4_K_M.gguf", None, None, "ltxv-13b-0.9.8-distilled"),  # QuantStack's names
+    ("LTXV-13B-0.9.8-dev-Q5_K_M.gguf", None, None, "ltxv-13b-0.9.8-dev"),
+    ("ltx-video-2b-v0.9-Q3_K_S.gguf", None, None, "ltxv-2b-0.9"),  # city96's
+    ("ltxv-2b-0.9.6-distilled-04-25-Q8_0.gguf", None, None, "ltxv-2b-0.9.6-distilled"),
+    ("my-0.9.8-model.safetensors", 48, True, "ltxv-13b-0.9.8-distilled"),  # the model says what the name does not
+    ("my-0.9.8-model.safetensors", 48, False, "ltxv-13b-0.9.8-dev"),
+])
+def test_preset_for_model(name, layers, distilled, preset):
+    from ltx_core import preset_for_model
+
+    assert preset_for_model(name, layers, distilled)[0] == preset
+
+
+def test_preset_for_model_refuses_a_name_that_says_nothing():
+    from ltx_core import preset_for_model
+
+    with pytest.raises(ValueError, match=r"cannot tell the recipe of 'model.gguf' from its name .*pick the preset"):
+        preset_for_model("model.gguf", 28, False)

@@ -17,7 +17,7 @@ import yaml
 from .official import OFFICIAL_CHECKPOINTS, OFFICIAL_CONFIGS, OFFICIAL_LORAS, OFFICIAL_TEXT_ENCODERS, OFFICIAL_UPSAMPLERS
 
 __all__ = ["OFFICIAL_CHECKPOINTS", "OFFICIAL_LORAS", "OFFICIAL_TEXT_ENCODERS", "OFFICIAL_UPSAMPLERS", "load_pipeline_config",
-           "preset_names", "resolve_preset_name"]
+           "preset_for_model", "preset_names", "resolve_preset_name"]
 
 
 def preset_names() -> list[str]:
@@ -33,6 +33,31 @@ def resolve_preset_name(name) -> str | None:
         if base.lower().endswith(ext):
             base = base[: -len(ext)]
     return base if base in OFFICIAL_CONFIGS else None
+
+
+def preset_for_model(file_name: str, num_layers: int | None = None, distilled: bool | None = None) -> tuple[str, str]:
+    """The official recipe for a model file: its own preset when the name is an official checkpoint's; otherwise
+    read from the name (release, 2B/13B, dev/distilled, fp8: GGUF and renamed files), with the model's layer count
+    and whether its metadata allows only distilled timesteps where the name is silent. (preset, how it was chosen);
+    ValueError when the name says too little."""
+    from ..loader.releases import release_from_name
+
+    name = os.path.basename(str(file_name))
+    for preset, cfg in OFFICIAL_CONFIGS.items():
+        if cfg["checkpoint_path"] == name:
+            return preset, f"{preset} (the checkpoint's own recipe)"
+    lower = name.lower()
+    release = release_from_name(lower)
+    if release is None:
+        raise ValueError(f"cannot tell the recipe of {name!r} from its name (no release such as 0.9.8 in it): pick "
+                         "the preset named like the checkpoint")
+    size = "13b" if "13b" in lower or num_layers == 48 else "2b"
+    variant = "distilled" if "distilled" in lower or distilled else "dev"
+    fp8 = "-fp8" if "fp8" in lower else ""
+    for candidate in (f"ltxv-{size}-{release}-{variant}{fp8}", f"ltxv-{size}-{release}-{variant}", f"ltxv-{size}-{release}"):
+        if candidate in OFFICIAL_CONFIGS:
+            return candidate, f"{candidate} (read from the file name {name!r})"
+    raise ValueError(f"no official recipe for a {size.upper()} {release} {variant} model ({name!r}): pick a preset")
 
 
 def load_pipeline_config(name_or_path) -> dict:
