@@ -157,6 +157,8 @@ def _validate_numbers(a):
         raise UsageError(f"--seed must be from 0 to {MAX_SEED}, got {a.seed}")
     if a.output_latents and not a.output_latents.lower().endswith(".safetensors"):
         raise UsageError(f"--output_latents must name a .safetensors file, got {a.output_latents!r}")
+    if not 0.0 <= a.control_strength <= 1.0:
+        raise UsageError(f"--control_strength must be between 0 and 1, got {a.control_strength}")
 
 
 def _validate_text(a):
@@ -223,8 +225,6 @@ def _validate_loras(a) -> list[tuple[str, float]]:
             check_lora_file(Path(path).expanduser())
         except ModelFileError as e:
             raise UsageError(f"--lora_paths {e}") from None
-    if not 0.0 <= a.control_strength <= 1.0:
-        raise UsageError(f"--control_strength must be between 0 and 1, got {a.control_strength}")
     return list(zip(paths, strengths, strict=True))
 
 
@@ -446,46 +446,59 @@ def _device(name):
     return torch.device("cpu")
 
 
-_FLAGS = {"fp8_matmul": "--fp8_matmul", "compile": "--compile"}
+_FLAGS = {"fp8_matmul": "--fp8_matmul", "compile": "--compile", "release": "--model_release"}
 _SMALLER = ("use --offload_to_cpu, --dtype float8_e4m3fn, fewer --num_frames or a smaller --height/--width, or free "
             "the device's memory")
+
+
+@contextlib.contextmanager
+def _one_line(doing: str, device=None):
+    """A ValueError from ltx_core (a wrong file, a setting that cannot work) or running out of memory while
+    `doing`, as the one-line UsageError the command prints; anything else is a bug and keeps its traceback."""
+    from . import is_out_of_memory
+
+    try:
+        yield
+    except ValueError as e:
+        raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except Exception as e:  # noqa: BLE001 - out of memory only; anything else is raised again
+        if not is_out_of_memory(e):
+            raise
+        where = f" on {device}" if device is not None else ""
+        raise UsageError(f"out of memory{where} while {doing}: {_SMALLER}") from None
 
 
 def _load(a, prep, device):
     """Text first (the encoder is freed before the transformer loads: peak memory is the larger of the two, not
     their sum), then the video model and the upsampler."""
 
-    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_chunk_prompts, is_out_of_memory,
-                   load_text_encoder, load_upsampler, load_video_model, read_lora)
+    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_chunk_prompts, load_text_encoder,
+                   load_upsampler, load_video_model, read_lora)
 
     dtype = prep["dtype"]
     options = LoadOptions(dtype=dtype, device="cpu" if a.offload_to_cpu else device, compute_device=device,
                           fp8_matmul=a.fp8_matmul, compile=a.compile, release=a.model_release)
-    try:
-        options.check()  # before minutes of loading
-        _log(f"loading text encoder {prep['text_encoder']}")
-        texts = encode_chunk_prompts(load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype),
-                                     prep["prompts"], a.negative_prompt)
-        _log(f"loading checkpoint {prep['checkpoint']}")
-        ck = load_video_model(str(prep["checkpoint"]), options, vae_path=a.vae_path and Path(a.vae_path).expanduser())
-        for note in ck.notes:
-            _log(note)
-        loras = [LoraUse(read_lora(Path(path).expanduser(), ck.transformer), s) for path, s in prep["loras"]]
-        for use in loras:
-            _log(f"LoRA {use.lora.summary()} (strength {use.strength})")
-        ck.vae.to(device)
-        upsampler = None
-        if prep["upsampler"] is not None:
-            _log(f"loading spatial upscaler {prep['upsampler']}")
-            upsampler = load_upsampler(str(prep["upsampler"]), device=device, dtype=companion_dtype(dtype))
-    except OptionError as e:
-        raise UsageError(f"{_FLAGS[e.option]}: {e}") from None
-    except ValueError as e:  # a wrong, partial or foreign file; an unusable dtype
-        raise UsageError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    except Exception as e:  # noqa: BLE001 - out of memory only; anything else is raised again
-        if not is_out_of_memory(e):
-            raise
-        raise UsageError(f"out of memory on {device} while loading the models: {_SMALLER}") from None
+    with _one_line("loading the models", device):
+        try:
+            options.check()  # before minutes of loading
+            _log(f"loading text encoder {prep['text_encoder']}")
+            texts = encode_chunk_prompts(load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype),
+                                         prep["prompts"], a.negative_prompt)
+            _log(f"loading checkpoint {prep['checkpoint']}")
+            vae_path = a.vae_path and Path(a.vae_path).expanduser()
+            ck = load_video_model(str(prep["checkpoint"]), options, vae_path=vae_path)
+            for note in ck.notes:
+                _log(note)
+            loras = [LoraUse(read_lora(Path(path).expanduser(), ck.transformer), s) for path, s in prep["loras"]]
+            for use in loras:
+                _log(f"LoRA {use.lora.summary()} (strength {use.strength})")
+            ck.vae.to(device)
+            upsampler = None
+            if prep["upsampler"] is not None:
+                _log(f"loading spatial upscaler {prep['upsampler']}")
+                upsampler = load_upsampler(str(prep["upsampler"]), device=device, dtype=companion_dtype(dtype))
+        except OptionError as e:
+            raise UsageError(f"{_FLAGS[e.option]}: {e}") from None
     return Models.from_checkpoint(ck, upsampler, loras), texts
 
 
@@ -493,60 +506,49 @@ def run_generation(a, prep):
     import torch
 
     from . import (GenerationRequest, MemoryRefusal, PipelineConfig, check_generation_memory, decode_output_pieces,
-                   device_free_bytes, generate, generate_long, is_out_of_memory, lora_bytes, stream_blocks)
+                   device_free_bytes, generate, generate_long, lora_bytes, stream_blocks)
 
     try:
         cfg = PipelineConfig.from_dict(prep["config"])
     except (ValueError, TypeError, KeyError) as e:
         raise UsageError(f"--pipeline_config {a.pipeline_config}: {e}") from None
     device = _device(a.device)
-    try:
-        models, texts = _load(a, prep, device)
-        request = GenerationRequest(
-            height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate, seed=a.seed,
-            conditioning=prep["conditioning"],
-            num_inference_steps=a.num_inference_steps, image_cond_noise_scale=a.image_cond_noise_scale,
-            input_media=prep["input_media"])
-        free = device_free_bytes(device)
-        if free is not None:  # the LoRAs' matrices sit next to the weights
-            free -= lora_bytes(models.loras, models.transformer.compute_dtype)
-        tiling = prep["tiling"]
-        step = request if tiling is None else replace(request, num_frames=min(a.num_frames, tiling.tile_frames))
-        check_generation_memory(models.transformer, cfg, texts[0], step, device=device, free_bytes=free,
-                                streaming=a.offload_to_cpu)
-        streaming = stream_blocks(models.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
-        with torch.no_grad(), streaming:
-            if tiling is None:
-                return generate(models, cfg, texts[0], request, progress=_Progress()), None
-            res = generate_long(models, cfg, texts, replace(request, output="latents"), tiling, progress=_Progress())
-        # A long video is decoded and written piece by piece: it is never held decoded in float32.
-        return res, decode_output_pieces(models.vae, cfg, request, res.latents)
-    except MemoryRefusal as e:
-        raise UsageError(str(e) + ("" if e.streaming else " Or add --offload_to_cpu.")) from None
-    except ValueError as e:  # e.g. a VAE decode that fits in no tiling
-        raise UsageError(str(e).splitlines()[0]) from None
-    except Exception as e:  # noqa: BLE001 - out of memory only; anything else is raised again
-        if not is_out_of_memory(e):
-            raise
-        raise UsageError(f"out of memory on {device} while generating: {_SMALLER}") from None
+    with _one_line("generating", device):
+        try:
+            models, texts = _load(a, prep, device)
+            request = GenerationRequest(
+                height=a.height, width=a.width, num_frames=a.num_frames, frame_rate=a.frame_rate, seed=a.seed,
+                conditioning=prep["conditioning"],
+                num_inference_steps=a.num_inference_steps, image_cond_noise_scale=a.image_cond_noise_scale,
+                input_media=prep["input_media"])
+            free = device_free_bytes(device)
+            if free is not None:  # the LoRAs' matrices sit next to the weights
+                free -= lora_bytes(models.loras, models.transformer.compute_dtype)
+            tiling = prep["tiling"]
+            step = request if tiling is None else replace(request, num_frames=min(a.num_frames, tiling.tile_frames))
+            check_generation_memory(models.transformer, cfg, texts[0], step, device=device, free_bytes=free,
+                                    streaming=a.offload_to_cpu)
+            streaming = stream_blocks(models.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
+            with torch.no_grad(), streaming:
+                if tiling is None:
+                    return generate(models, cfg, texts[0], request, progress=_Progress()), None
+                res = generate_long(models, cfg, texts, replace(request, output="latents"), tiling, progress=_Progress())
+            # A long video is decoded and written piece by piece: it is never held decoded in float32.
+            return res, decode_output_pieces(models.vae, cfg, request, res.latents)
+        except MemoryRefusal as e:
+            raise UsageError(str(e) + ("" if e.streaming else " Or add --offload_to_cpu.")) from None
 
 
 def save_outputs(a, res, pieces=None) -> Path:
     """The video (decoded already, or `pieces` decoded as they are written) and the latents if asked for."""
-    from . import is_out_of_memory, save_latents, save_video, save_video_pieces
+    from . import save_latents, save_video, save_video_pieces
 
-    try:
+    with _one_line("decoding"):  # a VAE decode that fits in no tiling, or one that runs out of memory
         if pieces is None:
             _, _, n, h, w = res.video.shape
             out = save_video(_output_file(a, n, h, w), res.video, a.frame_rate)
         else:
             out = save_video_pieces(_output_file(a, a.num_frames, a.height, a.width), pieces, a.frame_rate)
-    except ValueError as e:  # e.g. a VAE decode that fits in no tiling
-        raise UsageError(str(e).splitlines()[0]) from None
-    except Exception as e:  # noqa: BLE001 - out of memory only; anything else is raised again
-        if not is_out_of_memory(e):
-            raise
-        raise UsageError(f"out of memory while decoding: {_SMALLER}") from None
     _log(f"output saved to {out}")
     if a.output_latents:
         meta = {"prompt": a.prompt, "seed": str(a.seed), "height": str(a.height), "width": str(a.width),

@@ -47,9 +47,8 @@ class LoraDelta(nn.Module):
     def __init__(self, down: Tensor | None, up: Tensor | None, scale: Tensor | None, diff: Tensor | None,
                  diff_b: Tensor | None):
         super().__init__()
-        self.down, self.up, self.diff, self.diff_b = down, up, diff, diff_b
-        # A tensor, not Python floats: new strengths are new data, not a new graph for a compiled model.
-        self.register_buffer("scale", scale)
+        # `scale` is a tensor, not Python floats: new strengths are new data, not a new graph for a compiled model.
+        self.down, self.up, self.scale, self.diff, self.diff_b = down, up, scale, diff, diff_b
 
     def forward(self, x: Tensor) -> Tensor:
         out = None
