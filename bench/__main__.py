@@ -39,6 +39,7 @@ Examples:
   python -m bench --device cpu --out bench_results.json          # the CPU config, a few minutes on 2 cores
   python -m bench --device cuda --config cuda-13b --out gpu.json  # released shapes (default on cuda: cuda-2b)
   python -m bench --device cpu --only step --repeats 9 --no-memory
+  python -m bench --backend openvino      # ours eager vs ours on OpenVINO fp32 / int8 vs official (config cpu-ov)
 """
 from __future__ import annotations
 
@@ -105,6 +106,10 @@ def worker(args) -> dict:
     torch.manual_seed(0)
     with torch.no_grad():
         fns = models.build(args.measure, cfg, impls)
+        if args.worker == "prepare":  # OpenVINO conversions, alone in a process: the timing worker reads the IR
+            for fn in fns.values():
+                fn()
+            return {}
         if args.worker == "time":
             return _timed(args, fns, impls, cfg["device"])
         (name,) = impls  # memory: a single implementation in this process
@@ -188,6 +193,7 @@ def _spawn(args, measure, worker_kind, impls) -> dict:
                PYTHONWARNINGS="ignore")
     if worker_kind == "mem":
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    env["LTX_OPENVINO_CACHE"] = os.path.join(args.scratch, "openvino")  # converted by the first worker, then read
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout)[-3000:]
@@ -211,8 +217,14 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--config", default=None, help=f"one of {sorted(configs.CONFIGS)} (default: cpu, or cuda-2b on cuda)")
-    p.add_argument("--only", default=",".join(configs.MEASUREMENTS), help="comma-separated measurements")
-    p.add_argument("--impls", default=",".join(configs.IMPLS), help="comma-separated: ours,reference,diffusers")
+    p.add_argument("--only", default=None, help="comma-separated measurements (default: all; with --backend openvino "
+                                               f"{','.join(configs.OPENVINO_DEFAULT_MEASUREMENTS)})")
+    p.add_argument("--impls", default=None, help="comma-separated: ours,reference,diffusers (with --backend openvino "
+                                                f"also {','.join(configs.OV_IMPLS)}; its default "
+                                                f"{','.join(configs.OPENVINO_DEFAULT_IMPLS)})")
+    p.add_argument("--backend", choices=("torch", "openvino"), default="torch",
+                   help="openvino: also ours' transformer run by OpenVINO with fp32 and int8 (NNCF) weights, in the "
+                        "config cpu-ov by default; conversions happen in the warm-up (not timed), cached for the run")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds after warm-up (median reported; >= 5)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads (default: all cores)")
@@ -226,11 +238,25 @@ def _parser() -> argparse.ArgumentParser:
                         "to the device block by block, the VAE decode tiled to fit GIB (ratios then compare "
                         "different settings; the point is ours' peak memory)")
     p.add_argument("--out", default="bench_results.json", help="JSON results file")
-    p.add_argument("--_worker", choices=("time", "mem"), help=argparse.SUPPRESS)
+    p.add_argument("--_worker", choices=("time", "mem", "prepare"), help=argparse.SUPPRESS)
     p.add_argument("--_measure", help=argparse.SUPPRESS)
     p.add_argument("--_impls", help=argparse.SUPPRESS)
     p.add_argument("--_scratch", help=argparse.SUPPRESS)  # the driver's temporary folder (GGUF files)
     return p
+
+
+def _backend_defaults(p, args) -> None:
+    """The config, measurements and implementations not given, for the backend; OpenVINO checked to be installed."""
+    openvino = args.backend == "openvino"
+    if openvino and not args._worker:
+        from ltx_core.openvino import backend_problem
+
+        problem = backend_problem("int8")
+        if problem:
+            p.error(problem)
+    args.config = args.config or ("cpu-ov" if openvino else "cpu" if args.device == "cpu" else "cuda-2b")
+    args.only = args.only or ",".join(configs.OPENVINO_DEFAULT_MEASUREMENTS if openvino else configs.MEASUREMENTS)
+    args.impls = args.impls or ",".join(configs.OPENVINO_DEFAULT_IMPLS if openvino else configs.IMPLS)
 
 
 def _measure(args, m: str, impls: list[str]) -> dict:
@@ -239,6 +265,14 @@ def _measure(args, m: str, impls: list[str]) -> dict:
     (configs.VARIANTS) runs its own variants instead of `impls`, with ratios to its baseline variant."""
     if m in configs.VARIANTS:
         impls = list(configs.VARIANTS[m][0])
+    impls = [i for i in impls if i not in configs.OV_IMPLS or m in configs.OV_MEASUREMENTS]
+    converted = [i for i in impls if i in configs.OV_IMPLS]
+    if converted:
+        print(f"[bench] {m}: converting {','.join(converted)} to OpenVINO (or reading the IR) ...", file=sys.stderr,
+              flush=True)
+        prepared = _spawn(args, m, "prepare", converted)
+        if "error" in prepared:
+            return {"timing": prepared}
     print(f"[bench] {m}: timing {','.join(impls)} (interleaved, {args.repeats} rounds) ...", file=sys.stderr,
           flush=True)
     entry = {"timing": _spawn(args, m, "time", impls)}
@@ -271,7 +305,7 @@ def _measure(args, m: str, impls: list[str]) -> dict:
 def main(argv=None):
     p = _parser()
     args = p.parse_args(argv)
-    args.config = args.config or ("cpu" if args.device == "cpu" else "cuda-2b")
+    _backend_defaults(p, args)
 
     if args._worker:
         args.worker, args.measure, args.impls = args._worker, args._measure, args._impls
@@ -288,7 +322,7 @@ def main(argv=None):
             p.error(f"unknown measurement {m!r}")
     results = {"config_name": args.config, "config": cfg, "repeats": args.repeats, "warmup": args.warmup,
                "threads": args.threads, "compile": args.compile, "lean_gib": args.lean, "fp8_matmul": args.fp8_matmul,
-               "host": platform.node(), "python": platform.python_version(), "measurements": {}}
+               "backend": args.backend, "host": platform.node(), "python": platform.python_version(), "measurements": {}}
     try:
         import torch
 
@@ -306,6 +340,7 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
     _table(results, impls)
+    _openvino_table(results)
     print(f"\nwrote {args.out} ({results['wall_s']:.0f} s)")
 
 
@@ -335,7 +370,7 @@ def _table(results, impls):
         for i in impls:
             mem = e.get("memory", {}).get(i, {})
             ms = f" {_fmt(mem.get(mem_key))}({_fmt(mem.get(grow_key))})" if mem_key in mem else ""
-            row += f"{_fmt(e['median_s'][i], 's') + ms:>22}"
+            row += f"{_fmt(e['median_s'].get(i), 's') + ms:>22}"
         for i in impls:
             if i != "ours":
                 row += f"{e['ratios'].get('ours/' + i, float('nan')):>11.3f}"
@@ -349,6 +384,26 @@ def _table(results, impls):
     for m, e in results["measurements"].items():
         if m in configs.VARIANTS:
             _variants_table(m, e, mem_key, grow_key, results)
+
+
+def _openvino_table(results):
+    """Ours' transformer under OpenVINO next to ours eager, per measurement that ran it: time and peak RSS as
+    fractions of eager's, and the output's difference to the official implementation's (eager's is in the table
+    above)."""
+    rows = [(m, i, e) for m, e in results["measurements"].items() if "median_s" in e
+            for i in configs.OV_IMPLS if i in e["median_s"] and "ours" in e["median_s"]]
+    if not rows:
+        return
+    print("\nOpenVINO (ours' transformer converted; VAE in torch) vs ours eager: time, peak RSS MB (growth)")
+    print(f"  {'measure':<11}{'impl':<9}{'median':>10}{'x eager':>9}{'peak RSS':>18}{'x eager':>9}   rel.err vs ref")
+    for m, i, e in rows:
+        mem, eager_mem = (e.get("memory", {}).get(k, {}) for k in (i, "ours"))
+        peak, eager_peak = mem.get("peak_rss_mb"), eager_mem.get("peak_rss_mb")
+        rss = f"{_fmt(peak)}({_fmt(mem.get('peak_rss_growth_mb'))})" if peak else "-"
+        rss_ratio = f"{peak / eager_peak:.3f}" if peak and eager_peak else "-"
+        err = e["timing"].get("rel_l2_vs_reference", {}).get(i)
+        print(f"  {m:<11}{i:<9}{_fmt(e['median_s'][i], 's'):>10}{e['median_s'][i] / e['median_s']['ours']:>9.3f}"
+              f"{rss:>18}{rss_ratio:>9}   {_err(err)}")
 
 
 def _variants_table(m: str, e: dict, mem_key: str, grow_key: str, results: dict):

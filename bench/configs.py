@@ -44,6 +44,20 @@ DIFFUSERS_SCHEDULER = {"base_image_seq_len": 1024, "base_shift": 0.95, "max_imag
                        "shift": 1.0, "shift_terminal": 0.1, "use_dynamic_shifting": True}
 
 CONFIGS = {
+    # --backend openvino: the 2B's width (32 heads of 64, T5-sized captions) in 16 of its 28 blocks (1.1 G weights:
+    # 4.4 GB in fp32), so that the weights, not the runtimes' libraries (~0.5 GB), dominate peak RSS as they do on the
+    # released models; few tokens, so that 2 cores run it in minutes.
+    "cpu-ov": dict(
+        device="cpu", dtype="float32",
+        transformer=transformer(num_layers=16, heads=32, head_dim=64, cross_dim=2048),
+        vae=vae_095(32),
+        upsampler=spatial_upsampler(128),
+        text_len=128, text_valid=40,
+        step=dict(batch=2, grid=(2, 4, 4)),
+        sample=dict(height=64, width=96, frames=9, steps=2, guidance_scale=3.0),
+        vae_decode=dict(batch=1, grid=latent_grid(9, 64, 96)),
+        upsample=dict(batch=1, grid=latent_grid(9, 64, 96)),
+    ),
     "cpu": dict(
         device="cpu", dtype="float32",
         transformer=transformer(num_layers=4, heads=8, head_dim=64, cross_dim=512),
@@ -84,6 +98,12 @@ CONFIGS = {
 
 MEASUREMENTS = ("step", "sample", "vae_decode", "upsample", "e2e", "lora", "gguf")
 IMPLS = ("ours", "reference", "diffusers")
+# --backend openvino: ours' transformer converted to OpenVINO (ltx_core.openvino) with fp32 or int8 weights, next to
+# ours eager and the official implementation; the measurements that run the transformer (the VAE stays torch).
+OV_IMPLS = ("ov_fp32", "ov_int8")
+OPENVINO_DEFAULT_IMPLS = ("ours", *OV_IMPLS, "reference")
+OV_MEASUREMENTS = ("step", "sample", "e2e")
+OPENVINO_DEFAULT_MEASUREMENTS = ("step", "sample", "vae_decode", "e2e")
 # Measurements that time variants of ours against each other instead of the three implementations:
 # measurement -> (its variants, the variant the ratios divide by, the variant the others' outputs are compared to).
 VARIANTS = {"lora": (("plain", "lora", "merged"), "plain", "merged"),

@@ -43,13 +43,11 @@ def _wanted(impls, name):
 # ------------------------------------------------------------------------------------------------ transformer
 
 
-def transformers(cfg: dict, device, dtype, impls=None) -> dict:
+def _transformer_weights(cfg: dict, device, dtype):
+    """(the official model on the meta device, its config, the seeded weights)."""
     from ltx_video.models.transformers.transformer3d import Transformer3DModel
 
-    from ltx_core.model.transformer import Transformer3D, TransformerConfig
-
-    d_cfg = cfg["transformer"]
-    official_cfg = transformer_config_from_diffusers(d_cfg)
+    official_cfg = transformer_config_from_diffusers(cfg["transformer"])
     with torch.device("meta"):
         ref = Transformer3DModel(**{k: v for k, v in official_cfg.items() if not k.startswith("_")})
     gen = _gen(device)
@@ -63,15 +61,48 @@ def transformers(cfg: dict, device, dtype, impls=None) -> dict:
             sd[name] = _randn(p.shape, gen, device, dtype, 0.1, 1.0)
         else:
             sd[name] = _randn(p.shape, gen, device, dtype, 0.1)
-    out = {}
+    return ref, official_cfg, sd
+
+
+def _ours_transformer(official_cfg: dict, sd: dict):
+    from ltx_core.model.transformer import Transformer3D, TransformerConfig
+
+    with torch.device("meta"):
+        ours = Transformer3D(TransformerConfig.from_dict(official_cfg))
+    ours.load_state_dict(sd, strict=True, assign=True)
+    return ours.eval()
+
+
+def _openvino_transformer(cfg: dict, device, dtype, impl: str):
+    """Ours' transformer run by OpenVINO (`configs.OV_IMPLS`: weights fp32 or int8). The seeded weights are drawn
+    only to convert a graph missing from the cache ($LTX_OPENVINO_CACHE: the driver's scratch folder, so the first
+    worker converts and the later ones read the IR), and freed after: a process that hits the cache never holds
+    the torch weights."""
+    from ltx_core.model.transformer import TransformerConfig
+    from ltx_core.openvino import OVSettings, OVTransformer
+
+    def build():
+        _, official, sd = _transformer_weights(cfg, device, dtype)
+        return _ours_transformer(official, sd)
+
+    source = {"bench": cfg["transformer"], "dtype": cfg["dtype"], "seed": 0}
+    config = TransformerConfig.from_dict(transformer_config_from_diffusers(cfg["transformer"]))
+    return OVTransformer(config, source, OVSettings("CPU", impl.removeprefix("ov_")), build)
+
+
+def transformers(cfg: dict, device, dtype, impls=None) -> dict:
+    out = {name: _openvino_transformer(cfg, device, dtype, name)
+           for name in configs.OV_IMPLS if impls is not None and name in impls}
+    if not (_wanted(impls, "reference") or _wanted(impls, "ours") or _wanted(impls, "diffusers")):
+        return out  # OpenVINO only: no torch weights drawn
+    ref, official_cfg, sd = _transformer_weights(cfg, device, dtype)
+    d_cfg = cfg["transformer"]
     if _wanted(impls, "reference"):
         ref.load_state_dict(sd, strict=True, assign=True)
         _check_materialised(ref, "reference transformer")
         out["reference"] = ref.eval()
     if _wanted(impls, "ours"):
-        with torch.device("meta"):
-            ours = Transformer3D(TransformerConfig.from_dict(official_cfg))
-        ours.load_state_dict(sd, strict=True, assign=True)
+        ours = _ours_transformer(official_cfg, sd)
         if cfg.get("lean") or cfg.get("fp8_matmul"):
             _fp8_storage(ours, "cpu" if cfg.get("lean") else device)
         if cfg.get("fp8_matmul"):
@@ -261,9 +292,7 @@ def _build_step(cfg, device, dtype, impls):
     inputs = _step_inputs(cfg, device, dtype)
     batch, tokens, coords, t = inputs["batch"], inputs["tokens"], inputs["coords"], inputs["t"]
     context, mask = inputs["context"], inputs["mask"]
-    fns = {}
-    if "ours" in models:
-        fns["ours"] = _ours_step(models["ours"], inputs)
+    fns = {name: _ours_step(models[name], inputs) for name in ("ours", *configs.OV_IMPLS) if name in models}
     if "reference" in models:
         r = models["reference"]
         fns["reference"] = lambda: r(tokens, indices_grid=coords, encoder_hidden_states=context,
@@ -510,11 +539,9 @@ def _build_upsample(cfg, device, dtype, impls):
 
 
 def _pipelines(cfg, device, dtype, impls, output_video):
-    from ltx_core.pipelines import GenerationRequest, Models, PipelineConfig, TextConditioning, generate
-
     s = cfg["sample"]
     tr = transformers(cfg, device, dtype, impls)
-    vae, _ = vaes(cfg, device, dtype, impls)
+    vae, _ = vaes(cfg, device, dtype, [*impls, "ours"] if set(impls) & set(configs.OV_IMPLS) else impls)
     pos, pm = text(cfg, 1, device, dtype, seed=1)
     neg, nm = text(cfg, 1, device, dtype, seed=2)
     nm[:, 5:] = 0
@@ -523,27 +550,10 @@ def _pipelines(cfg, device, dtype, impls, output_video):
                 skip_block_list=[], num_inference_steps=s["steps"], stg_mode="attention_values", decode_timestep=0.05,
                 decode_noise_scale=0.025, precision=precision, sampler="from_checkpoint", stochastic_sampling=False)
     common = dict(height=s["height"], width=s["width"], num_frames=s["frames"], frame_rate=25.0)
-    fns = {}
+    fns = {name: _ours_pipeline(tr[name], vae["ours"], cfg, yaml, output_video, (pos, pm, neg, nm))
+           for name in configs.OV_IMPLS if name in tr}  # OpenVINO's transformer, ours' torch VAE
     if "ours" in tr:
-        t_ours, v_ours, pc = tr["ours"], vae["ours"], PipelineConfig.from_dict(yaml)
-        out = "video" if output_video else "latents"
-
-        tiling = "auto"
-        if cfg.get("lean"):
-            from ltx_core.geometry import latent_shape
-            from ltx_core.memory.estimate import choose_decode_tiling
-
-            shape = latent_shape(1, s["frames"], s["height"], s["width"])
-            tiling = choose_decode_tiling(v_ours, shape, dtype, int(cfg["lean"] * 2**30))
-
-        models, prompts = Models(t_ours, v_ours, scheduler_config=configs.SCHEDULER), TextConditioning(pos, pm, neg, nm)
-        request = GenerationRequest(seed=1234, output=out, decode_tiling=tiling, **common)
-
-        def run_ours():
-            res = generate(models, pc, prompts, request)
-            return res.video if output_video else res.latents
-
-        fns["ours"] = run_ours
+        fns["ours"] = _ours_pipeline(tr["ours"], vae["ours"], cfg, yaml, output_video, (pos, pm, neg, nm))
     if "reference" in tr:
         from ltx_video.models.transformers.symmetric_patchifier import SymmetricPatchifier
         from ltx_video.pipelines.pipeline_ltx_video import LTXVideoPipeline
@@ -584,6 +594,30 @@ def _pipelines(cfg, device, dtype, impls, output_video):
 
         fns["diffusers"] = run_diffusers
     return fns
+
+
+def _ours_pipeline(transformer, vae, cfg, yaml, output_video, text_rows):
+    """Ours' generate with `transformer` (eager, or run by OpenVINO) and ours' VAE."""
+    from ltx_core.pipelines import GenerationRequest, Models, PipelineConfig, TextConditioning, generate
+
+    s = cfg["sample"]
+    tiling = "auto"
+    if cfg.get("lean"):
+        from ltx_core.geometry import latent_shape
+        from ltx_core.memory.estimate import choose_decode_tiling
+
+        shape = latent_shape(1, s["frames"], s["height"], s["width"])
+        tiling = choose_decode_tiling(vae, shape, getattr(torch, cfg["dtype"]), int(cfg["lean"] * 2**30))
+    models = Models(transformer, vae, scheduler_config=configs.SCHEDULER)
+    pc, prompts = PipelineConfig.from_dict(yaml), TextConditioning(*text_rows)
+    request = GenerationRequest(seed=1234, output="video" if output_video else "latents", decode_tiling=tiling,
+                                height=s["height"], width=s["width"], num_frames=s["frames"], frame_rate=25.0)
+
+    def run():
+        res = generate(models, pc, prompts, request)
+        return res.video if output_video else res.latents
+
+    return run
 
 
 def _build_sample(cfg, device, dtype, impls):

@@ -13,12 +13,16 @@ _EXPORTS = {
     "ModelFileError": ".loader.errors",
     "load_text_encoder": ".loader.text_encoder_files",
     "load_upsampler": ".loader.upsampler_file",
+    "DownloadError": ".app.downloads",
+    "fetch_model_files": ".app.downloads",
+    "files_for_config": ".app.downloads",
     "LoadOptions": ".app.loading",
     "OptionError": ".app.loading",
     "companion_dtype": ".app.loading",
     "load_video_model": ".app.loading",
     "load_model_file": ".app.loading",
     "check_vae_fits": ".app.loading",
+    "text_encoder_on_backend": ".app.loading",
     "load_vae_file": ".loader.vae_file",
     "holds_vae": ".loader.checkpoint",
     "transformer_only": ".loader.checkpoint",
@@ -115,6 +119,8 @@ _EXPORTS = {
     "STG_MODE_NAMES": ".defaults",
     "T5_SOURCES": ".defaults",
     "WEIGHT_DTYPES": ".defaults",
+    "BACKENDS": ".defaults",
+    "OV_WEIGHTS": ".defaults",
 }
 __all__ = list(_EXPORTS)
 

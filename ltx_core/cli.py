@@ -1,8 +1,9 @@
 """`python -m ltx_core generate`: text/image/video-to-video from the command line, with the official `inference.py`
-options under the same names and defaults, plus local model paths (nothing is downloaded).
+options under the same names and defaults. Model files are local paths, or, where a path is not given, the
+pipeline config's files from the Hugging Face hub (its cache; `--offline` or HF_HUB_OFFLINE=1 use the cache only).
 
-Every check that needs no model runs first (sizes, conditioning lists, the pipeline config, model files, media);
-a failure prints one line on stderr and exits with code 2.
+Every check that needs no model runs first (sizes, conditioning lists, the pipeline config, model files, media),
+then the downloads; a failure prints one line on stderr and exits with code 2.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from . import (DEFAULT_FRAME_RATE, DEFAULT_HEIGHT, DEFAULT_NEGATIVE_PROMPT, DEFAULT_NUM_FRAMES, DEFAULT_OVERLAP_FRAMES,
                DEFAULT_OVERLAP_STRENGTH, DEFAULT_PIPELINE_CONFIG, DEFAULT_SEED, DEFAULT_TILE_FRAMES, DEFAULT_WIDTH,
                HF_REPO, HF_URL, IMAGE_COND_NOISE_SCALE, MAX_SEED, RELEASE_CHOICES, T5_SOURCES, WEIGHT_DTYPES)
+from . import BACKENDS, OV_WEIGHTS
 
 class UsageError(Exception):
     """A problem with the user's arguments or files: reported as one line, exit code 2."""
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     g = sub.add_parser("generate", help="generate a video (options as the official inference.py)",
                        description="Generate a video. The options are the official inference.py's, with the "
-                                   "same defaults; model files are local paths (never downloaded).")
+                                   "same defaults; a model file not given as a path is downloaded from the "
+                                   "Hugging Face hub into its cache, as inference.py does.")
     g.add_argument("--prompt", required=True, help="the text prompt")
     g.add_argument("--negative_prompt", default=DEFAULT_NEGATIVE_PROMPT)
     g.add_argument("--output_path", default=None,
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "as much as fp8 storage itself")
     _add_conditioning_arguments(g)
     _add_long_video_arguments(g)
+    _add_backend_arguments(g)
     _add_model_file_arguments(g)
     g.add_argument("--num_inference_steps", type=int, default=None, help="override the config's step count")
     g.add_argument("--device", default=None, help="cuda, cuda:1, cpu, mps (default: cuda when available)")
@@ -120,11 +124,37 @@ def _add_long_video_arguments(g) -> None:
                    help="which latent frame of the first chunk the long memory shows (default 0: the first frame)")
 
 
+def _add_backend_arguments(g) -> None:
+    """Where the transformer runs: eager PyTorch or OpenVINO (the optional extra; CPUs and Intel GPUs)."""
+    g.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="torch (default) or openvino: the transformer and the T5 encoder converted once to OpenVINO "
+                        "models (cached on disk, $LTX_OPENVINO_CACHE or ~/.cache/ltx_core/openvino) with "
+                        "--ov_weights, run on --ov_device; the VAE stays torch; needs pip install -r "
+                        "requirements-openvino.txt")
+    g.add_argument("--ov_device", default="CPU", help="OpenVINO device: CPU, GPU (Intel; GPU.0, GPU.1) or AUTO")
+    g.add_argument("--ov_weights", default="int8", choices=OV_WEIGHTS,
+                   help="OpenVINO weights: fp32 (as eager fp32), int8 (NNCF weight compression: a quarter of the "
+                        "memory, results within ~2%% of fp32) or int4 (an eighth, ~15%%)")
+
+
+def _validate_backend(a) -> None:
+    """What the OpenVINO backend cannot do, refused before anything loads."""
+    if a.backend != "openvino":
+        return
+    if a.offload_to_cpu:
+        raise UsageError("--offload_to_cpu streams torch weights to a torch device; with --backend openvino the "
+                         "weights stay with OpenVINO: drop --offload_to_cpu (use --ov_weights int8 or int4 to need "
+                         "less memory)")
+    if a.lora_paths or a.control_video_path:
+        raise UsageError("LoRAs (and IC-LoRA control videos) are applied to torch weights: use --backend torch for "
+                         "--lora_paths/--control_video_path")
+
+
 def _add_model_file_arguments(g) -> None:
     """Where the model files are, and what a file without a config cannot say."""
     g.add_argument("--checkpoint_path", default=None,
                    help="the model .safetensors, or a transformer-only .gguf / .safetensors with --vae_path (default: "
-                        "the config's checkpoint_path, looked up as given)")
+                        "the config's checkpoint_path, looked up as given, else downloaded from Lightricks/LTX-Video)")
     g.add_argument("--vae_path", default=None, metavar="PATH",
                    help="a VAE .safetensors for a transformer-only --checkpoint_path (a GGUF file): the VAE released "
                         "with the model (e.g. LTXV-13B-0.9.8-distilled-VAE.safetensors; LTX-Video-VAE-BF16.safetensors "
@@ -132,10 +162,15 @@ def _add_model_file_arguments(g) -> None:
     g.add_argument("--model_release", default="auto", choices=RELEASE_CHOICES,
                    help="the release of a checkpoint without a config (GGUF, transformer-only): auto reads it from "
                         "the file name")
-    g.add_argument("--text_encoder_path", default=None, help=f"a T5-XXL encoder: {T5_SOURCES}")
+    g.add_argument("--text_encoder_path", default=None,
+                   help=f"a T5-XXL encoder: {T5_SOURCES} (default: t5xxl_fp16.safetensors and the PixArt tokenizer, "
+                        "downloaded)")
     g.add_argument("--spatial_upscaler_model_path", default=None,
                    help="latent upsampler for multi-scale configs (default: the config's, looked up as given and "
-                        "next to the checkpoint)")
+                        "next to the checkpoint, else downloaded)")
+    g.add_argument("--offline", action="store_true",
+                   help="never contact the Hugging Face hub: files not given as paths must be in its cache "
+                        "(as HF_HUB_OFFLINE=1)")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -267,8 +302,9 @@ def _precision_dtype(precision) -> str:
     raise UsageError(f"pipeline config: unknown precision {precision!r}")
 
 
-def _find_model_file(given, config_value, search_dirs, what, flag, missing_hint):
-    """A user path (must exist) or the config's file name looked up as given, then in search_dirs."""
+def _find_model_file(given, config_value, search_dirs, what, flag, missing_hint, downloadable=False):
+    """A user path (must exist) or the config's file name looked up as given, then in search_dirs; None when it
+    is not here but `downloadable`."""
     if given:
         p = Path(given).expanduser()
         if not p.exists():
@@ -280,6 +316,9 @@ def _find_model_file(given, config_value, search_dirs, what, flag, missing_hint)
         for c in cands:
             if c.exists():
                 return c
+    if downloadable:
+        return None
+    if config_value:
         raise UsageError(f"{what} {config_value!r} (named by the pipeline config) not found; {missing_hint}, and "
                          f"pass its path with {flag}")
     raise UsageError(f"no {what}: pass {flag} ({missing_hint})")
@@ -295,33 +334,55 @@ def _transformer_only(path) -> bool:
 
 
 def _resolve_models(a, cfg, config_dir):
+    """({role: local path or None} of the model files, [the hub files of those that no path gave and are not
+    here]): the downloads wait until every other input has been checked."""
+    from . import files_for_config
+
+    hub = files_for_config(cfg)
     ck = _find_model_file(
         a.checkpoint_path, cfg.get("checkpoint_path"), [config_dir, os.getcwd()], "checkpoint", "--checkpoint_path",
         f"download the official file{' ' + repr(Path(str(cfg['checkpoint_path'])).name) if cfg.get('checkpoint_path') else ''} "
-        f"from {HF_URL} (Hugging Face repo {HF_REPO}) into a folder of your choice")
+        f"from {HF_URL} (Hugging Face repo {HF_REPO}) into a folder of your choice",
+        any(f.role == "checkpoint" for f in hub))
     if a.vae_path and not Path(a.vae_path).expanduser().is_file():
         raise UsageError(f"--vae_path not found: {a.vae_path}")
-    if not a.vae_path and _transformer_only(ck):
+    if ck is not None and not a.vae_path and _transformer_only(ck):
         raise UsageError(f"{ck} holds only the transformer (no VAE): give the VAE released with it with --vae_path "
                          "(e.g. LTXV-13B-0.9.8-distilled-VAE.safetensors), or use a full checkpoint")
-    te_cfg = cfg.get("text_encoder_model_name_or_path")
-    te_cfg = te_cfg if te_cfg and Path(str(te_cfg)).expanduser().exists() else None  # a hub id is no local file
-    te = _find_model_file(a.text_encoder_path, te_cfg, [], "text encoder", "--text_encoder_path",
-                          f"give a T5-XXL encoder: {T5_SOURCES}")
+    te = _find_model_file(a.text_encoder_path, cfg.get("text_encoder_model_name_or_path"), [], "text encoder",
+                          "--text_encoder_path", f"give a T5-XXL encoder: {T5_SOURCES}", downloadable=True)
     up = None
     if cfg.get("pipeline_type") == "multi-scale":
         up_name = cfg.get("spatial_upscaler_model_path")
         up = _find_model_file(
-            a.spatial_upscaler_model_path, up_name, [ck.parent, config_dir, os.getcwd()], "spatial upscaler",
+            a.spatial_upscaler_model_path, up_name, [ck and ck.parent, config_dir, os.getcwd()], "spatial upscaler",
             "--spatial_upscaler_model_path",
             f"download {repr(Path(str(up_name)).name) + ' ' if up_name else 'ltxv-spatial-upscaler-0.9.8.safetensors '}"
-            f"from {HF_URL} (Hugging Face repo {HF_REPO}); multi-scale configs need it")
+            f"from {HF_URL} (Hugging Face repo {HF_REPO}); multi-scale configs need it",
+            any(f.role == "upsampler" for f in hub))
     elif a.spatial_upscaler_model_path:
         p = Path(a.spatial_upscaler_model_path).expanduser()
         if not p.exists():
             raise UsageError(f"spatial upscaler not found: {a.spatial_upscaler_model_path}")
         up = p
-    return ck, te, up
+    pending = {"checkpoint": ck is None, "upsampler": up is None, "text_encoder": te is None, "tokenizer": te is None}
+    return {"checkpoint": ck, "text_encoder": te, "upsampler": up, "tokenizer": None}, [f for f in hub if pending[f.role]]
+
+
+_MODEL_FLAGS = {"checkpoint": "--checkpoint_path", "upsampler": "--spatial_upscaler_model_path",
+                "text_encoder": "--text_encoder_path", "tokenizer": "--text_encoder_path"}
+
+
+def _download(a, files) -> dict:
+    """{role: local path} of the model files that come from the Hugging Face hub (its cache when they are there)."""
+    if not files:
+        return {}
+    from . import DownloadError, fetch_model_files
+
+    try:  # huggingface_hub draws a progress bar per file it downloads; the load messages then name the cache paths
+        return fetch_model_files(files, offline=a.offline)
+    except DownloadError as e:
+        raise UsageError(f"{e}; or pass a local file with {_MODEL_FLAGS[e.file.role]}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -395,6 +456,7 @@ def prepare_inputs(a):
     _check_writable(_output_file(a, a.num_frames, a.height, a.width), "--output_path")
     if a.output_latents:
         _check_writable(Path(a.output_latents).expanduser(), "--output_latents")
+    _validate_backend(a)
     cond = _validate_conditioning(a)
     loras = _validate_loras(a)
     tiling, prompts = _long_video(a)
@@ -406,7 +468,7 @@ def prepare_inputs(a):
         raise UsageError(f"--pipeline_config {a.pipeline_config}: not an LTX-Video pipeline config "
                          "(no 'pipeline_type')")
     config_dir = Path(a.pipeline_config).expanduser().parent if Path(a.pipeline_config).is_file() else None
-    ck_path, te_path, up_path = _resolve_models(a, cfg, config_dir)
+    models, downloads = _resolve_models(a, cfg, config_dir)
     try:
         keyframes = [Keyframe.from_file(path, start, strength, a.num_frames) for path, strength, start in cond]
         conditioning = prepare_keyframes(keyframes, a.height, a.width, a.num_frames)
@@ -428,9 +490,10 @@ def prepare_inputs(a):
             raise UsageError(f"--input_media_path {a.input_media_path}: has {media.shape[2]} frame(s), video-to-video "
                              f"with --num_frames {a.num_frames} needs at least {padded_frames(a.num_frames)}")
         input_media = pad_media(media, a.height, a.width)
-    return {"config": cfg, "dtype": a.dtype or _precision_dtype(cfg.get("precision")), "checkpoint": ck_path,
-            "text_encoder": te_path, "upsampler": up_path, "conditioning": conditioning, "input_media": input_media,
-            "loras": loras, "tiling": tiling, "prompts": prompts}
+    models.update(_download(a, downloads))
+    return {"config": cfg, "dtype": a.dtype or _precision_dtype(cfg.get("precision")), **models,
+            "conditioning": conditioning, "input_media": input_media, "loras": loras, "tiling": tiling,
+            "prompts": prompts}
 
 
 def _device(name):
@@ -446,7 +509,8 @@ def _device(name):
     return torch.device("cpu")
 
 
-_FLAGS = {"fp8_matmul": "--fp8_matmul", "compile": "--compile", "release": "--model_release"}
+_FLAGS = {"fp8_matmul": "--fp8_matmul", "compile": "--compile", "release": "--model_release", "dtype": "--dtype",
+          "backend": "--backend", "ov_device": "--ov_device", "ov_weights": "--ov_weights"}
 _SMALLER = ("use --offload_to_cpu, --dtype float8_e4m3fn, fewer --num_frames or a smaller --height/--width, or free "
             "the device's memory")
 
@@ -473,17 +537,20 @@ def _load(a, prep, device):
     their sum), then the video model and the upsampler."""
 
     from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_chunk_prompts, load_text_encoder,
-                   load_upsampler, load_video_model, read_lora)
+                   load_upsampler, load_video_model, read_lora, text_encoder_on_backend)
 
     dtype = prep["dtype"]
     options = LoadOptions(dtype=dtype, device="cpu" if a.offload_to_cpu else device, compute_device=device,
-                          fp8_matmul=a.fp8_matmul, compile=a.compile, release=a.model_release)
+                          fp8_matmul=a.fp8_matmul, compile=a.compile, release=a.model_release, backend=a.backend,
+                          ov_device=a.ov_device, ov_weights=a.ov_weights)
     with _one_line("loading the models", device):
         try:
             options.check()  # before minutes of loading
             _log(f"loading text encoder {prep['text_encoder']}")
-            texts = encode_chunk_prompts(load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype),
-                                         prep["prompts"], a.negative_prompt)
+            text_encoder = load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype,
+                                             tokenizer_path=prep["tokenizer"])
+            text_encoder = text_encoder_on_backend(text_encoder, str(prep["text_encoder"]), options)
+            texts = encode_chunk_prompts(text_encoder, prep["prompts"], a.negative_prompt)
             _log(f"loading checkpoint {prep['checkpoint']}")
             vae_path = a.vae_path and Path(a.vae_path).expanduser()
             ck = load_video_model(str(prep["checkpoint"]), options, vae_path=vae_path)

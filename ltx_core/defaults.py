@@ -18,6 +18,10 @@ DECODE_NOISE_SCALE = 0.025
 
 # Weight storage a caller may ask for (fp8: storage only, computed in bfloat16).
 WEIGHT_DTYPES = ("float32", "bfloat16", "float16", "float8_e4m3fn", "float8_e5m2")
+# Where the transformer runs: eager PyTorch, or converted to OpenVINO (`ltx_core.openvino`, an optional extra) with
+# its weights fp32, or int8/int4 compressed by NNCF.
+BACKENDS = ("torch", "openvino")
+OV_WEIGHTS = ("fp32", "int8", "int4")
 # Timestep schedules: the checkpoint's own (its metadata, with the resolution shift) or a plain grid.
 SCHEDULES = ("from_checkpoint", "linear-quadratic", "uniform")
 PIPELINE_TYPES = ("base", "multi-scale")

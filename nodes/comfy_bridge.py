@@ -1,10 +1,12 @@
 """The one place that talks to ComfyUI: model folders (folder_paths), devices and memory (model_management,
-ModelPatcher), progress bars and latent previews (comfy.utils, latent_preview), interruption.
+ModelPatcher, dynamic VRAM), progress bars, text on the node and latent previews (comfy.utils, server,
+latent_preview), interruption.
 
 Outside ComfyUI (tests, scripts) every function has a stand-in: model folders come from `set_model_folder` /
 `set_models_root` (or the LTXV_STACK_MODELS environment variable: <root>/checkpoints, <root>/text_encoders,
-<root>/latent_upscale_models, <root>/loras, ...), everything runs on the CPU in float32, progress goes to `PROGRESS_LISTENERS`, and
-`request_interrupt()` stops a running node the way ComfyUI's "Cancel" does.
+<root>/latent_upscale_models, <root>/loras, ...), everything runs on the CPU in float32, progress goes to
+`PROGRESS_LISTENERS`, text for the node to `TEXT_LISTENERS`, and `request_interrupt()` stops a running node the way
+ComfyUI's "Cancel" does.
 """
 from __future__ import annotations
 
@@ -198,11 +200,27 @@ def default_dtype(kind: str) -> torch.dtype:
         return torch.float32
 
 
+def dynamic_vram_enabled() -> bool:
+    """Whether ComfyUI's dynamic VRAM (0.38 and later, on by default on NVIDIA GPUs) is on. Its module is only
+    looked up, never imported: ComfyUI versions without it have none."""
+    module = sys.modules.get("comfy.memory_management") if IN_COMFYUI else None
+    return bool(getattr(module, "aimdo_enabled", False))
+
+
+@functools.lru_cache(maxsize=None)
+def _memory_probe(device: torch.device):
+    """A model patcher of nothing on `device`: newer ComfyUI answers "free memory, counting what dynamic VRAM can
+    take back" only through a patcher (ModelPatcher.get_free_memory(device))."""
+    return comfy.model_patcher.ModelPatcher(torch.nn.Module(), device, device)
+
+
 def free_memory_bytes(device: torch.device) -> int | None:
-    """Free memory on `device` (None when unknown)."""
+    """Memory on `device` the work may use (None when unknown). With dynamic VRAM, mm.get_free_memory leaves out
+    the VRAM dynamic VRAM can take back from the models it holds; the patcher's answer counts it."""
     if IN_COMFYUI:
         try:
-            return int(mm.get_free_memory(device))
+            patcher_free = getattr(_memory_probe(device), "get_free_memory", None)
+            return int(patcher_free(device) if patcher_free is not None else mm.get_free_memory(device))
         except Exception:
             return None
     return device_free_bytes(device)
@@ -289,6 +307,23 @@ def load_models(models: list[ManagedModel], memory_required: int = 0) -> torch.d
     return devices_used[0] if devices_used else torch.device("cpu")
 
 
+def load_text_encoder(model: ManagedModel, memory_required: int) -> torch.device:
+    """Put the text encoder where it encodes; returns that device. With dynamic VRAM ComfyUI names the GPU for
+    every text encoder, but ours loads whole (its patcher is not a dynamic one): a T5 that does not fit in the GPU
+    memory left next to the other models encodes on the CPU instead of pushing them out (a 9 GB T5 on a 12 GB
+    card). Without dynamic VRAM ComfyUI's own choice stands (it names the GPU only when VRAM is plentiful)."""
+    if IN_COMFYUI and dynamic_vram_enabled() and model.load_device.type != "cpu":
+        free = free_memory_bytes(model.load_device)
+        need = model.size_bytes() + int(memory_required)
+        if free is not None and need > free:
+            logger.info("LTX-Video (stack): %s needs %.1f GiB, %.1f GiB free on %s next to the other models: "
+                        "encoding on %s", model.name, need / 2**30, free / 2**30, model.load_device,
+                        model.offload_device)
+            model.module.to(model.offload_device)
+            return model.offload_device
+    return load_models([model], memory_required)
+
+
 def needs_block_streaming(model: ManagedModel, others_bytes: int, memory_required: int) -> bool:
     """Whether the transformer cannot sit whole on its GPU next to the other models and the work: its blocks then
     stream from CPU memory instead of failing with out-of-memory (or, under --novram, running on the CPU)."""
@@ -363,14 +398,51 @@ def check_interrupt() -> None:
 
 # Stand-in progress: called with (value, total, preview_latents) on every update.
 PROGRESS_LISTENERS: list[Callable[[int, int, torch.Tensor | None], None]] = []
+# Stand-in for the text shown on the running node: called with the text.
+TEXT_LISTENERS: list[Callable[[str], None]] = []
+
+
+def show_text(text: str) -> None:
+    """Text under the running node's widgets (ComfyUI's progress text, as core's Get Image Size shows a size): what
+    the user sees without reading the server log. It stays until the node shows another."""
+    if not text:  # the frontend ignores empty text
+        return
+    if not IN_COMFYUI:
+        for listener in list(TEXT_LISTENERS):
+            listener(text)
+        return
+    try:
+        from server import PromptServer  # type: ignore
+
+        prompt_server = PromptServer.instance
+        node_id = _running_node_id(prompt_server)
+        if node_id is not None:
+            prompt_server.send_progress_text(text, node_id)
+    except Exception as e:  # a ComfyUI without progress text (before 0.3.4x): the log has the text
+        logger.debug("LTX-Video (stack): no text on the node (%s)", e)
+
+
+def _running_node_id(prompt_server):
+    try:
+        from comfy_execution.utils import get_executing_context  # type: ignore
+    except ImportError:
+        return prompt_server.last_node_id
+    context = get_executing_context()
+    return context.node_id if context is not None else prompt_server.last_node_id
 
 
 class Progress:
-    """`progress(step, total, latents)` for ltx_core: ComfyUI's progress bar, with a latent preview of the middle
-    frame when ComfyUI's --preview-method asks for one."""
+    """`progress(step, total, latents)` and `begin_pass(info)` for ltx_core: ComfyUI's progress bar, with a latent
+    preview of the middle frame when ComfyUI's --preview-method asks for one. Once passes are announced, the bar
+    restarts for each pass with that pass's step count and the node shows which pass (and chunk) runs, under
+    `notes` (the recipe, warnings). Each pass gets a bar of its own: ComfyUI 0.38 throttles a bar's updates but
+    always sends its first and last."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, notes: Iterable[str] = ()):
         self.total = max(int(total), 1)
+        self.notes = list(notes)
+        self.offset = 0
+        self.per_pass = False
         self.bar = comfy.utils.ProgressBar(self.total) if IN_COMFYUI else None
         self.previewer = None
         if IN_COMFYUI:
@@ -382,11 +454,28 @@ class Progress:
             except Exception as e:
                 logger.debug("LTX-Video (stack): no latent previews (%s)", e)
 
+    def show_notes(self, *more: str) -> None:
+        show_text("\n".join(self.notes + list(more)))
+
+    def begin_pass(self, info) -> None:
+        """`info`: ltx_core's PassInfo of the pass about to start."""
+        self.per_pass, self.offset, self.total = True, int(info.steps_before), max(int(info.steps), 1)
+        self.show_notes(info.label)
+        if IN_COMFYUI:
+            self.bar = comfy.utils.ProgressBar(self.total)
+        self._send(0, None)
+
     def __call__(self, step: int, total: int | None = None, latents: torch.Tensor | None = None) -> None:
-        total = self.total if total is None else max(int(total), 1)
+        if self.per_pass:
+            step -= self.offset
+        elif total is not None:
+            self.total = max(int(total), 1)
+        self._send(int(step), latents)
+
+    def _send(self, step: int, latents: torch.Tensor | None) -> None:
         if not IN_COMFYUI:
             for listener in list(PROGRESS_LISTENERS):
-                listener(int(step), total, latents)
+                listener(step, self.total, latents)
             return
         preview = None
         if self.previewer is not None and latents is not None and latents.dim() == 5:
@@ -396,4 +485,4 @@ class Progress:
             except Exception as e:
                 logger.debug("LTX-Video (stack): preview failed (%s)", e)
                 self.previewer = None
-        self.bar.update_absolute(int(step), total, preview)
+        self.bar.update_absolute(step, self.total, preview)

@@ -12,6 +12,8 @@ class AddImage:
                    "one node per keyframe. Images are centre-cropped to the video's aspect ratio, resized, blurred "
                    "and H.264-compressed like the official pipeline prepares them.")
     CATEGORY = f"{CATEGORY}/conditioning"
+    SEARCH_ALIASES = ["image to video", "i2v", "img2vid", "keyframes", "keyframe", "first frame", "last frame",
+                      "first last frame", "extend video", "video extension", "conditioning image"]
     FUNCTION = "add"
     RETURN_TYPES = (CONDITIONING,)
     RETURN_NAMES = ("conditioning",)
@@ -59,6 +61,8 @@ class AddControlVideo:
                    "to the video's aspect ratio and resized, without blur or compression; frames past the video's "
                    "end are dropped.")
     CATEGORY = f"{CATEGORY}/conditioning"
+    SEARCH_ALIASES = ["ic-lora", "ic lora", "control", "controlnet", "depth", "pose", "canny", "video to video",
+                      "detailer"]
     FUNCTION = "add"
     RETURN_TYPES = (CONDITIONING,)
     RETURN_NAMES = ("conditioning",)
@@ -95,5 +99,5 @@ class AddControlVideo:
 
 
 NODE_CLASS_MAPPINGS = {"LTXVStackAddImage": AddImage, "LTXVStackAddControlVideo": AddControlVideo}
-NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackAddImage": "LTX-Video Add Image / Clip",
+NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackAddImage": "LTX-Video Add Image / Clip (keyframes)",
                               "LTXVStackAddControlVideo": "LTX-Video Add Control Video (IC-LoRA)"}

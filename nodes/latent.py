@@ -21,6 +21,8 @@ class LatentUpsample:
     DESCRIPTION = ("Upsamples LTX-Video latents with a latent upsampler: x2 width and height (spatial model) or "
                    "x2 frames (temporal model). Follow it with a sampler pass at low denoise to add detail.")
     CATEGORY = f"{CATEGORY}/latent"
+    SEARCH_ALIASES = ["upscale", "upscale latent", "latent upscale", "upsample", "hires fix", "frame interpolation",
+                      "temporal upscale", "2x"]
     FUNCTION = "upsample"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
@@ -30,23 +32,23 @@ class LatentUpsample:
     def INPUT_TYPES(cls):
         return {"required": {
             "samples": ("LATENT", {"tooltip": "LTX-Video latents (from LTX-Video Sampler or VAE Encode)."}),
-            "upscale_model": (UPSCALER, {"tooltip": "From LTX-Video Latent Upsampler Loader: a spatial model "
-                                                    "doubles the size, a temporal one the frame count."}),
+            "upscale_model": (UPSCALER, {"tooltip": "From LTX-Video Latent Upscale Model Loader: a spatial "
+                                                    "model doubles the size, a temporal one the frame count."}),
             "vae": (VAE, {"tooltip": "The checkpoint's VAE: its latent statistics map the latents into the "
                                      "upsampler's range and back."}),
             "adain_factor": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                        "tooltip": "Match each channel's mean and spread to the input latents "
                                                   "(AdaIN), as the multi-scale recipe does (1.0); 0 = off."}),
-            "tone_map_compression": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+            "tone_map_compression": ("FLOAT", {"display_name": "tone mapping", "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                                "tooltip": "Soft compression of extreme latent values (reduces "
                                                           "burnt highlights); 0 = off."}),
         }}
 
     def upsample(self, samples, upscale_model, vae, adain_factor, tone_map_compression):
-        node = "LTX-Video Latent Upsample"
+        node = "LTX-Video Latent Upscale"
         z = check_latent(samples, f"{node}: samples")
         if not isinstance(upscale_model, UpscalerHandle):
-            raise ValueError(f"{node}: upscale_model must come from LTX-Video Latent Upsampler Loader")
+            raise ValueError(f"{node}: upscale_model must come from LTX-Video Latent Upscale Model Loader")
         if not isinstance(vae, VAEHandle):
             raise ValueError(f"{node}: vae must come from LTX-Video Checkpoint Loader")
         if not 0.0 <= adain_factor <= 1.0 or not 0.0 <= tone_map_compression <= 1.0:
@@ -68,4 +70,4 @@ class LatentUpsample:
 
 
 NODE_CLASS_MAPPINGS = {"LTXVStackLatentUpsample": LatentUpsample}
-NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackLatentUpsample": "LTX-Video Latent Upsample"}
+NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackLatentUpsample": "LTX-Video Latent Upscale"}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from ..ltx_core import (
+    BACKENDS,
     OFFICIAL_CHECKPOINTS,
     OFFICIAL_TEXT_ENCODERS,
     OFFICIAL_UPSAMPLERS,
+    OV_WEIGHTS,
     LoadOptions,
     load_text_encoder,
     load_upsampler,
@@ -39,6 +41,7 @@ __all__ = ["OFFICIAL_CHECKPOINTS", "OFFICIAL_TEXT_ENCODERS", "OFFICIAL_UPSAMPLER
 CHECKPOINT_DTYPES = ("default", "bfloat16", "float32", "float16", "float8_e4m3fn", "float8_e5m2")
 TEXT_ENCODER_DTYPES = ("default", "bfloat16", "float32", "float16", "float8_e4m3fn")
 UPSAMPLER_DTYPES = ("default", "bfloat16", "float32", "float16")
+OV_DEVICES = ("CPU", "GPU", "AUTO")
 
 
 
@@ -67,6 +70,8 @@ class CheckpointLoader:
                    "ltxv-2b-0.9.6-dev-04-25.safetensors or ltxv-13b-0.9.8-distilled.safetensors) from "
                    "models/checkpoints. The architecture is read from the file.")
     CATEGORY = f"{CATEGORY}/loaders"
+    SEARCH_ALIASES = ["ltxv", "ltx video", "load checkpoint", "checkpoint loader", "text to video", "image to video",
+                      "fp8"]
     FUNCTION = "load"
     RETURN_TYPES = (MODEL, VAE)
     RETURN_NAMES = ("model", "vae")
@@ -77,6 +82,7 @@ class CheckpointLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "ckpt_name": (file_choices(checkpoint_names()), {
+                "display_name": "file",
                 "tooltip": f"An official LTX-Video checkpoint in models/checkpoints ({HF_LTXV})."}),
             "weight_dtype": (list(CHECKPOINT_DTYPES), {
                 "default": "default",
@@ -92,15 +98,29 @@ class CheckpointLoader:
                 "default": False,
                 "tooltip": "torch.compile the transformer blocks: faster steps on a GPU; the first run pays a "
                            "one-off compilation (about a minute). Needs a working Triton (GPU) or C++ compiler (CPU)."}),
+            "backend": (list(BACKENDS), {
+                "default": "torch",
+                "tooltip": "openvino: run the transformer with OpenVINO, for ComfyUI on a CPU or an Intel GPU (pip "
+                           "install -r requirements-openvino.txt). The first run converts it (minutes) and caches the "
+                           "result on disk; LoRAs need torch."}),
+            "ov_device": (list(OV_DEVICES), {
+                "default": "CPU",
+                "tooltip": "With backend openvino: the OpenVINO device (GPU: an Intel GPU; AUTO: OpenVINO picks)."}),
+            "ov_weights": (list(OV_WEIGHTS), {
+                "default": "int8",
+                "tooltip": "With backend openvino: fp32 (as torch float32), int8 (a quarter of the memory, results "
+                           "within ~2% of fp32) or int4 (an eighth, ~15%)."}),
         }}
 
-    def load(self, ckpt_name, weight_dtype, fp8_matmul=False, compile=False):
+    def load(self, ckpt_name, weight_dtype, fp8_matmul=False, compile=False, backend="torch", ov_device="CPU",
+             ov_weights="int8"):
         node = "LTX-Video Checkpoint Loader"
         path = bridge.resolve_model(bridge.CHECKPOINTS, ckpt_name, "checkpoint", f"Download it from {HF_LTXV}.")
         load_device, offload = bridge.devices("diffusion")
         options = LoadOptions(dtype=dtype_choice(weight_dtype, "diffusion"), device=offload, compute_device=load_device,
                               vae_dtype=bridge.default_dtype("vae") if weight_dtype == "default" else None,
-                              fp8_matmul=bool(fp8_matmul), compile=bool(compile))
+                              fp8_matmul=bool(fp8_matmul), compile=bool(compile), backend=backend,
+                              ov_device=ov_device, ov_weights=ov_weights)
         try:
             ck = load_video_model(path, options)
         except ValueError as e:  # OptionError, ModelFileError: one line naming the option or file
@@ -118,6 +138,7 @@ class TextEncoderLoader:
                    "t5xxl_fp16.safetensors (ComfyUI's own T5 tokenizer is used), or a Hugging Face / PixArt-style "
                    "T5 folder with its tokenizer.")
     CATEGORY = f"{CATEGORY}/loaders"
+    SEARCH_ALIASES = ["t5", "t5xxl", "load clip", "clip loader", "text encoder"]
     FUNCTION = "load"
     RETURN_TYPES = (TEXT_ENCODER,)
     RETURN_NAMES = ("text_encoder",)
@@ -127,6 +148,7 @@ class TextEncoderLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "text_encoder_name": (file_choices(text_encoder_names()), {
+                "display_name": "file",
                 "tooltip": f"T5 v1.1 XXL in models/text_encoders: t5xxl_fp16.safetensors or an fp8 variant "
                            f"({HF_T5}), or a T5 folder (shown with a trailing /)."}),
             "dtype": (list(TEXT_ENCODER_DTYPES), {
@@ -151,8 +173,10 @@ class TextEncoderLoader:
 
 class UpsamplerLoader:
     DESCRIPTION = ("Loads an LTX-Video latent upsampler (ltxv-spatial-upscaler-0.9.8.safetensors, ...) from "
-                   "models/latent_upscale_models, for multi-scale recipes and LTX-Video Latent Upsample.")
+                   "models/latent_upscale_models, for multi-scale recipes and LTX-Video Latent Upscale.")
     CATEGORY = f"{CATEGORY}/loaders"
+    SEARCH_ALIASES = ["upscale", "upscaler", "upsampler", "spatial upscaler", "temporal upscaler",
+                      "latent upscale model", "multi-scale"]
     FUNCTION = "load"
     RETURN_TYPES = (UPSCALER,)
     RETURN_NAMES = ("upscale_model",)
@@ -162,6 +186,7 @@ class UpsamplerLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "upscale_model_name": (file_choices(upsampler_names()), {
+                "display_name": "file",
                 "tooltip": f"A latent upsampler in models/latent_upscale_models ({HF_LTXV}): spatial for the "
                            "multi-scale recipes, temporal to double the frame count."}),
             "dtype": (list(UPSAMPLER_DTYPES), {
@@ -171,7 +196,7 @@ class UpsamplerLoader:
         }}
 
     def load(self, upscale_model_name, dtype):
-        node = "LTX-Video Latent Upsampler Loader"
+        node = "LTX-Video Latent Upscale Model Loader"
         path = bridge.resolve_model(bridge.LATENT_UPSCALE_MODELS, upscale_model_name, "latent upsampler",
                                     f"Download it from {HF_LTXV}.")
         _, offload = bridge.devices("vae")
@@ -190,5 +215,5 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LTXVStackCheckpointLoader": "LTX-Video Checkpoint Loader",
     "LTXVStackTextEncoderLoader": "LTX-Video Text Encoder Loader (T5)",
-    "LTXVStackUpsamplerLoader": "LTX-Video Latent Upsampler Loader",
+    "LTXVStackUpsamplerLoader": "LTX-Video Latent Upscale Model Loader",
 }

@@ -24,6 +24,7 @@ class LoraLoader:
                    "diff-patch files from models/loras; a LoRA for another model is refused. The checkpoint is not "
                    "reloaded or changed: the LoRAs are applied while sampling.")
     CATEGORY = f"{CATEGORY}/loaders"
+    SEARCH_ALIASES = ["lora", "load lora", "ic-lora", "ic lora", "distilled lora", "style lora"]
     FUNCTION = "load"
     RETURN_TYPES = (MODEL,)
     RETURN_NAMES = ("model",)
@@ -34,6 +35,7 @@ class LoraLoader:
         return {"required": {
             "model": (MODEL, {"tooltip": "From LTX-Video Checkpoint Loader or another LoRA loader."}),
             "lora_name": (list(lora_names()) or ["(no files found)"], {
+                "display_name": "file",
                 "tooltip": "A LoRA .safetensors file in models/loras made for LTX-Video 0.9.x (2B or 13B, "
                            "matching the checkpoint)."}),
             "strength": ("FLOAT", {"default": 1.0, "min": -MAX_STRENGTH, "max": MAX_STRENGTH, "step": 0.01,

@@ -24,6 +24,7 @@ class VAELoader:
                    "LTX-Video-VAE-BF16.safetensors for city96's 2B 0.9), with or without the vae. prefix. Full "
                    "checkpoints carry their VAE: load those with LTX-Video Checkpoint Loader.")
     CATEGORY = f"{CATEGORY}/loaders"
+    SEARCH_ALIASES = ["vae", "load vae", "gguf vae"]
     FUNCTION = "load"
     RETURN_TYPES = (VAE,)
     RETURN_NAMES = ("vae",)
@@ -33,6 +34,7 @@ class VAELoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "vae_name": (file_choices(bridge.list_model_files(bridge.VAES)), {
+                "display_name": "file",
                 "tooltip": f"An LTX-Video VAE .safetensors in models/vae ({HF_GGUF}); it must be the VAE generation "
                            "of the model it decodes for (0.9.5 and later share one)."}),
             "dtype": (list(VAE_DTYPES), {
@@ -58,6 +60,7 @@ class ModelLoader:
                    "from LTX-Video VAE Loader. Such files carry no config: the release is read from the file name "
                    "(auto) or chosen here.")
     CATEGORY = f"{CATEGORY}/loaders"
+    SEARCH_ALIASES = ["gguf", "quantized", "q4", "q8", "unet loader", "diffusion model", "load model"]
     FUNCTION = "load"
     RETURN_TYPES = (MODEL,)
     RETURN_NAMES = ("model",)
@@ -67,6 +70,7 @@ class ModelLoader:
     def INPUT_TYPES(cls):
         return {"required": {
             "model_name": (file_choices(bridge.list_model_files(bridge.DIFFUSION_MODELS, MODEL_EXTENSIONS)), {
+                "display_name": "file",
                 "tooltip": f"A .gguf or transformer-only .safetensors in models/diffusion_models ({HF_GGUF})."}),
             "vae": (VAE, {"tooltip": "The VAE released with the model, from LTX-Video VAE Loader."}),
             "release": (list(RELEASE_CHOICES), {

@@ -59,8 +59,8 @@ logger = logging.getLogger(__name__)
 
 # "auto": the loaded model's own recipe (ltx_core.preset_for_model).
 AUTO_PRESET = "auto"
-UPSAMPLER_HINT = ("connect an LTX-Video Latent Upsampler Loader with ltxv-spatial-upscaler-0.9.8.safetensors to "
-                  "upscale_model, or pick a single-pass preset")
+UPSAMPLER_HINT = ("connect an LTX-Video Latent Upscale Model Loader with ltxv-spatial-upscaler-0.9.8.safetensors "
+                  "to upscale_model, or pick a single-pass preset")
 
 # Devices whose free memory is checked against the step estimate before sampling (on the CPU: RAM available without
 # swapping; a larger run thrashes or is killed).
@@ -73,20 +73,76 @@ def _items(conditioning: Conditioning, height: int, width: int, num_frames: int)
     return prepare_keyframes(conditioning.keyframes, height, width, num_frames) + controls
 
 
-def _recipe(preset: str, settings, model: ModelHandle) -> tuple[str, PipelineConfig]:
+def _recipe(preset: str, settings, model: ModelHandle) -> tuple[str, PipelineConfig, list[str]]:
+    """(the recipe's name, its config, what the node shows about it: the recipe auto chose, or a warning where the
+    preset chosen is not the checkpoint's own; the preset widget shows the rest)."""
     if settings is not None:
         if not isinstance(settings, SamplerSettings):
             raise ValueError("settings must come from LTX-Video Custom Sampler Settings")
-        raw, name = settings.config, "custom settings"
+        raw, name, notes = settings.config, "custom settings", ["recipe: custom settings"]
     else:
         if preset == AUTO_PRESET:
             preset, how = preset_for_model(model.name, model.module.config.num_layers,
                                            bool(model.allowed_inference_steps))
             logger.info("LTX-Video (stack): recipe for %s: %s", model.name, how)
+            notes = [f"recipe: {preset} (auto)"]
+        else:
+            notes = [_preset_note(preset, model)]
         raw, name = load_pipeline_config(preset), f"preset {preset}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return name, PipelineConfig.from_dict(raw)
+        return name, PipelineConfig.from_dict(raw), notes
+
+
+# Keys in which two official recipes may differ and still sample alike: the files they name, and the weight storage
+# (the loader's weight_dtype decides that here).
+_FILE_KEYS = ("checkpoint_path", "spatial_upscaler_model_path", "precision")
+
+
+def _same_recipe(a: str, b: str) -> bool:
+    try:
+        ra, rb = load_pipeline_config(a), load_pipeline_config(b)
+    except ValueError:
+        return False
+    return all(ra.get(k) == rb.get(k) for k in set(ra) | set(rb) if k not in _FILE_KEYS)
+
+
+def _other_recipe(preset: str, model: ModelHandle) -> str | None:
+    """The checkpoint's own recipe when the preset picked explicitly is not it (a distilled checkpoint with a dev
+    preset samples with the wrong steps and guidance, and nothing fails). None when they agree, when a distilled
+    LoRA makes a dev checkpoint distilled, or when the file name does not tell the checkpoint's recipe."""
+    try:
+        own, _ = preset_for_model(model.name, model.module.config.num_layers, bool(model.allowed_inference_steps))
+    except ValueError:
+        return None
+    distilled_lora = any("distilled" in use.lora.name.lower() for use in model.loras)
+    if _same_recipe(preset, own) or (distilled_lora and _same_recipe(preset, own.replace("-dev", "-distilled"))):
+        return None
+    return own
+
+
+def _preset_note(preset: str, model: ModelHandle) -> str:
+    """What the node shows for a preset picked by name. Its text box shows two short lines before it scrolls: the
+    warning names only what to pick; the log has the whole story."""
+    own = _other_recipe(preset, model)
+    if own is None:
+        return f"recipe: {preset}"
+    logger.warning("LTX-Video (stack): %s: preset %s is not the checkpoint's recipe (%s); it runs as chosen. Pick "
+                   "%s or auto for the checkpoint's own.", model.name, preset, own, own)
+    return f"WARNING: the checkpoint's recipe is {own}; pick it or auto"
+
+
+def _progress(notes: list[str], model: ModelHandle, cfg: PipelineConfig, recipe: str) -> bridge.Progress:
+    """The run's progress display, showing the recipe or a warning on the node from the start: a wrong recipe runs
+    without failing, so a log line alone goes unseen."""
+    if model.allowed_inference_steps and not any(p.timesteps for p in cfg.passes) and \
+            not notes[0].startswith("WARNING"):
+        logger.warning("LTX-Video (stack): %s is a distilled checkpoint; %s does not use its timesteps (pick the "
+                       "matching distilled preset, or auto)", model.name, recipe)
+        notes = ["WARNING: a distilled checkpoint: pick its distilled preset or auto"]
+    progress = bridge.Progress(1, notes)
+    progress.show_notes()
+    return progress
 
 
 def _start_latent(node: str, latent, recipe: str, cfg: PipelineConfig, denoise: float):
@@ -124,6 +180,8 @@ class Sampler:
                    "conditioning), following an official recipe (schedule, guidance, single or multi-scale) or "
                    "custom settings. Decode the result with LTX-Video VAE Decode.")
     CATEGORY = f"{CATEGORY}/sampling"
+    SEARCH_ALIASES = ["text to video", "image to video", "t2v", "i2v", "generate video", "ksampler", "sampler",
+                      "video to video", "multi-scale", "keyframes"]
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
@@ -160,7 +218,7 @@ class Sampler:
                 "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01,
                                       "tooltip": "With an input latent: how much to change it (below 1.0 refines, "
                                                  "e.g. 0.4). Must be 1.0 without one."}),
-                "image_cond_noise_scale": ("FLOAT", {"default": 0.15, "min": 0.0, "max": 1.0, "step": 0.01,
+                "image_cond_noise_scale": ("FLOAT", {"display_name": "image noise", "default": 0.15, "min": 0.0, "max": 1.0, "step": 0.01,
                                                      "tooltip": "Noise added to hard-conditioned image frames at "
                                                                 "each step (the official default 0.15); helps "
                                                                 "motion start from a still image."}),
@@ -187,9 +245,9 @@ class Sampler:
         if not isinstance(conditioning, Conditioning):
             raise ValueError(f"{node}: conditioning must come from LTX-Video Text Encode")
         if upscale_model is not None and not isinstance(upscale_model, UpscalerHandle):
-            raise ValueError(f"{node}: upscale_model must come from LTX-Video Latent Upsampler Loader")
+            raise ValueError(f"{node}: upscale_model must come from LTX-Video Latent Upscale Model Loader")
         try:
-            recipe, cfg = _recipe(preset, settings, model)
+            recipe, cfg, notes = _recipe(preset, settings, model)
             check_upsampler(cfg, upscale_model and upscale_model.module, UPSAMPLER_HINT,
                             upscale_model.name if upscale_model else "", recipe)
         except ValueError as e:
@@ -199,9 +257,7 @@ class Sampler:
             upscale_model = None
         start, info, size = _start_latent(node, latent, recipe, cfg, denoise)
         batch, num_frames, height, width = size or (1, num_frames, height, width)
-        if model.allowed_inference_steps and not any(p.timesteps for p in cfg.passes):
-            logger.warning("LTX-Video (stack): %s is a distilled checkpoint; %s does not use its timesteps (pick the "
-                           "matching distilled preset)", model.name, recipe)
+        progress = _progress(notes, model, cfg, recipe)
 
         if conditioning.later_prompts and tiling is None:
             raise ValueError(f"{node}: the prompt has several parts separated by '|' (one per chunk of a long "
@@ -221,7 +277,7 @@ class Sampler:
             step = request if tiling is None else replace(request, num_frames=min(num_frames, tiling.tile_frames))
             work = check_generation_memory(model.module, cfg, text, step, device=device, free_bytes=free,
                                            streaming=True) + lora_bytes(model.loras, model.module.compute_dtype)
-            hooks = dict(progress=bridge.Progress(1), should_cancel=bridge.interrupt_requested)
+            hooks = dict(progress=progress, should_cancel=bridge.interrupt_requested, on_pass=progress.begin_pass)
             models = model.models(upscale_model and upscale_model.module)
             with torch.no_grad(), _placement(model, others, work):
                 res = (generate(models, cfg, text, request, **hooks) if tiling is None
@@ -243,6 +299,8 @@ class LongSampler(Sampler):
                    "one chunk however long the video. One prompt per chunk with | in LTX-Video Text Encode (the "
                    "last repeats); keyframes land at their frames, a control video is cut per chunk. A video that "
                    "fits in one chunk is the same as LTX-Video Sampler's.")
+    SEARCH_ALIASES = ["long video", "long", "extend", "chunks", "continuation", "20 seconds", "text to video",
+                      "image to video"]
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -265,11 +323,11 @@ class LongSampler(Sampler):
             "adain_factor": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                        "tooltip": "Pulls each chunk's colours toward the first chunk's against "
                                                   "drift; 0.1-0.3 is a usual range."}),
-            "long_memory_strength": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+            "long_memory_strength": ("FLOAT", {"display_name": "memory strength", "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                                "tooltip": "Shows every later chunk a frame of the first chunk at its "
                                                           "distance in the past, against drift from the start; 0: "
                                                           "off."}),
-            "long_memory_frame": ("INT", {"default": 0, "min": 0, "max": MAX_PASS_FRAMES,
+            "long_memory_frame": ("INT", {"display_name": "memory frame", "default": 0, "min": 0, "max": MAX_PASS_FRAMES,
                                           "tooltip": "Which latent frame of the first chunk the long memory shows "
                                                      "(0: the first frame, e.g. the input image)."}),
         })
@@ -313,6 +371,7 @@ class CustomSettings:
                    "list, the schedule, CFG, STG (spatio-temporal guidance) and rescaling. Defaults are the 2B "
                    "0.9.6 dev recipe.")
     CATEGORY = f"{CATEGORY}/sampling"
+    SEARCH_ALIASES = ["sampler settings", "cfg", "stg", "steps", "scheduler", "guidance", "timesteps"]
     FUNCTION = "build"
     RETURN_TYPES = (SETTINGS,)
     RETURN_NAMES = ("settings",)
@@ -378,6 +437,6 @@ class CustomSettings:
 
 NODE_CLASS_MAPPINGS = {"LTXVStackSampler": Sampler, "LTXVStackLongSampler": LongSampler,
                        "LTXVStackCustomSettings": CustomSettings}
-NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackSampler": "LTX-Video Sampler",
+NODE_DISPLAY_NAME_MAPPINGS = {"LTXVStackSampler": "LTX-Video Sampler (text/image to video)",
                               "LTXVStackLongSampler": "LTX-Video Long Video Sampler",
                               "LTXVStackCustomSettings": "LTX-Video Custom Sampler Settings"}

@@ -10,6 +10,7 @@ class TextEncode:
     DESCRIPTION = ("Encodes the prompt and the negative prompt with T5 (256 tokens, as the official pipeline does) "
                    "and sets the video's frame rate; the text encoder is moved off the GPU afterwards.")
     CATEGORY = f"{CATEGORY}/conditioning"
+    SEARCH_ALIASES = ["prompt", "text to video", "t2v", "clip text encode", "negative prompt", "conditioning"]
     FUNCTION = "encode"
     RETURN_TYPES = (CONDITIONING,)
     RETURN_NAMES = ("conditioning",)
@@ -38,8 +39,9 @@ class TextEncode:
             raise ValueError("LTX-Video Text Encode: text_encoder must come from LTX-Video Text Encoder Loader")
         if not frame_rate > 0:
             raise ValueError(f"LTX-Video Text Encode: frame_rate must be positive, got {frame_rate}")
-        # Encoded on the text encoder's load device, whose memory is given back at once (not needed while sampling).
-        bridge.load_models([text_encoder.managed], TEXT_ENCODE_BYTES)
+        # Encoded on the text encoder's load device (the CPU where it does not fit next to the other models), whose
+        # memory is given back at once (not needed while sampling).
+        bridge.load_text_encoder(text_encoder.managed, TEXT_ENCODE_BYTES)
         try:
             prompts = chunk_prompts(prompt) if "|" in prompt else [prompt]
             texts = encode_chunk_prompts(text_encoder.encoder, prompts, negative_prompt)

@@ -46,6 +46,7 @@ class VAEDecode:
                    "decoder's timestep and noise as the official pipeline uses them. Large videos are decoded in "
                    "overlapping tiles.")
     CATEGORY = f"{CATEGORY}/vae"
+    SEARCH_ALIASES = ["decode", "vae decode", "latent to video", "latents to images"]
     FUNCTION = "decode"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
@@ -56,13 +57,13 @@ class VAEDecode:
         return {"required": {
             "vae": (VAE, {"tooltip": "The checkpoint's VAE (from LTX-Video Checkpoint Loader)."}),
             "samples": ("LATENT", {"tooltip": "LTX-Video latents (from LTX-Video Sampler)."}),
-            "decode_timestep": ("FLOAT", {"default": DECODE_TIMESTEP, "min": 0.0, "max": 1.0, "step": 0.001,
+            "decode_timestep": ("FLOAT", {"display_name": "timestep", "default": DECODE_TIMESTEP, "min": 0.0, "max": 1.0, "step": 0.001,
                                           "tooltip": "Timestep of the denoising decoder (0.9.1 and later "
                                                      "checkpoints); the official recipes use 0.05."}),
-            "decode_noise_scale": ("FLOAT", {"default": DECODE_NOISE_SCALE, "min": 0.0, "max": 1.0, "step": 0.001,
+            "decode_noise_scale": ("FLOAT", {"display_name": "noise scale", "default": DECODE_NOISE_SCALE, "min": 0.0, "max": 1.0, "step": 0.001,
                                              "tooltip": "Noise mixed into the latents before decoding (0.9.1 and "
                                                         "later); the official recipes use 0.025."}),
-            "tone_map_compression": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+            "tone_map_compression": ("FLOAT", {"display_name": "tone mapping", "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                                "tooltip": "Soft compression of extreme latent values before "
                                                           "decoding; the 13B 0.9.8 distilled recipe uses 0.6, the "
                                                           "others 0."}),
@@ -122,6 +123,7 @@ class VAEEncode:
     DESCRIPTION = ("Encodes IMAGE frames to LTX-Video latents (e.g. a video to refine with the sampler). Needs 8k+1 "
                    "frames (1, 9, 17, ...) and a width and height that are multiples of 32.")
     CATEGORY = f"{CATEGORY}/vae"
+    SEARCH_ALIASES = ["encode", "vae encode", "video to latent", "images to latents"]
     FUNCTION = "encode"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)

@@ -1,5 +1,6 @@
 """Helpers for tests/test_comfyui_server.py: a real ComfyUI server with this node pack, tiny models under the
-official file names, input media, a stdlib HTTP/WebSocket client, and shrinking the API workflows.
+official file names, input media, a stdlib HTTP/WebSocket client, and shrinking the API workflows. Also stand-ins for
+the ComfyUI modules the bridge uses (`fake_comfyui`), as ComfyUI 0.3.64 and 0.38 behave, for tests without a server.
 
 Everything talks to 127.0.0.1 only. See tests/README_integration.md for how to run it.
 """
@@ -582,3 +583,170 @@ def serve(tmp_path_factory, comfyui_path: str, start_timeout: float = START_TIME
         srv.stop()
         if link.is_symlink():
             link.unlink()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# stand-ins for ComfyUI's modules (no server): what the bridge calls, as ComfyUI 0.3.64 and 0.38 behave
+
+GIB = 1 << 30
+
+
+def fake_comfyui(monkeypatch, tmp_path, *, version: str = "0.3.64", gpu_free: int = GIB, reclaimable: int = 0):
+    """Install stand-ins for folder_paths, comfy.*, latent_preview, server and comfy_execution, and load a second
+    copy of the bridge that sees them. Returns (bridge, folder_paths, model_management, state, calls).
+
+    version "0.3.64": plain ModelPatcher, text encoders on the CPU, every progress update sent, the interrupt an
+    Exception. "0.38" (dynamic VRAM on, as on an NVIDIA GPU): comfy.memory_management.aimdo_enabled,
+    text_encoder_device() is the GPU ("cuda"; nothing is moved there, loads are only recorded),
+    mm.get_free_memory leaves out the `reclaimable` bytes dynamic VRAM can take back while
+    ModelPatcher.get_free_memory(device) adds them, ProgressBar sends only a bar's first and last update (and
+    previews), as when updates come faster than its 0.1 s throttle, and the interrupt is a BaseException.
+    `gpu_free`: what mm.get_free_memory answers for the GPU."""
+    import importlib.util
+    import sys
+    import types
+
+    import torch
+
+    from node_pack import PACK
+
+    if version not in ("0.3.64", "0.38"):
+        raise ValueError(f"version must be 0.3.64 or 0.38, got {version!r}")
+    new = version == "0.38"
+    calls = {"load": [], "progress": [], "unloaded": 0, "text": []}
+    state = {"interrupted": False, "running_node": "7", "reclaimable": reclaimable, "gpu_free": gpu_free}
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(tmp_path)
+    fp.supported_pt_extensions = {".safetensors", ".ckpt"}
+    fp.folder_names_and_paths = {"checkpoints": ([str(tmp_path / "checkpoints")], fp.supported_pt_extensions)}
+    fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
+
+    mm = types.ModuleType("comfy.model_management")
+    # a BaseException since ComfyUI PR #13523 (0.3.7x): `except Exception` no longer catches it
+    mm.InterruptProcessingException = type("InterruptProcessingException", (BaseException if new else Exception,), {})
+    mm.OOM_EXCEPTION = torch.OutOfMemoryError
+    for name in ("get_torch_device", "unet_offload_device", "vae_device", "vae_offload_device",
+                 "text_encoder_offload_device", "intermediate_device"):
+        setattr(mm, name, lambda: cpu)
+    mm.text_encoder_device = lambda: gpu if new else cpu
+    mm.should_use_bf16 = lambda device=None: True
+    mm.vae_dtype = lambda device=None, allowed_dtypes=(): torch.bfloat16
+    mm.get_free_memory = lambda dev=None, torch_free_too=False: state["gpu_free"] if getattr(dev, "type", "") == "cuda" \
+        else GIB
+    mm.soft_empty_cache = lambda force=False: None
+    mm.current_loaded_models = []
+
+    class Loaded:
+        def __init__(self, patcher):
+            self.model = patcher
+
+        def model_unload(self, memory_to_free=None, unpatch_weights=True):
+            calls["unloaded"] += 1
+            return True
+
+    def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
+                        force_full_load=False):
+        calls["load"].append((list(models), memory_required, force_full_load))
+        for p in models:
+            if p.load_device.type == "cpu":  # no GPU here: a load onto "cuda" is only recorded
+                p.model.to(p.load_device)
+                p.model.device = p.load_device  # what ModelPatcher.load does
+            mm.current_loaded_models.insert(0, Loaded(p))
+
+    mm.load_models_gpu = load_models_gpu
+    mm.processing_interrupted = lambda: state["interrupted"]
+
+    def throw():
+        if state["interrupted"]:
+            state["interrupted"] = False
+            raise mm.InterruptProcessingException()
+
+    mm.throw_exception_if_processing_interrupted = throw
+
+    mp = types.ModuleType("comfy.model_patcher")
+
+    class ModelPatcher:
+        def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
+            self.model, self.load_device, self.offload_device = model, load_device, offload_device
+            for attr, default in (("model_loaded_weight_memory", 0), ("lowvram_patch_counter", 0),
+                                  ("model_lowvram", False), ("current_weight_patches_uuid", None)):
+                if not hasattr(model, attr):
+                    setattr(model, attr, default)
+
+    if new:
+        def get_free_memory(self, device):
+            return mm.get_free_memory(device) + (state["reclaimable"] if device.type == "cuda" else 0)
+
+        ModelPatcher.get_free_memory = get_free_memory
+    mp.ModelPatcher = ModelPatcher
+
+    cu = types.ModuleType("comfy.utils")
+
+    def hook(value, total, preview, node_id=None):
+        throw()  # as ComfyUI's progress hook does
+        calls["progress"].append((value, total, preview))
+
+    class ProgressBar:
+        def __init__(self, total, node_id=None):
+            self.total, self.sent = total, False
+
+        def update_absolute(self, value, total=None, preview=None):
+            if total is not None:
+                self.total = total
+            value = min(value, self.total)
+            if not new or not self.sent or value >= self.total or preview is not None:
+                self.sent = True
+                hook(value, self.total, preview)
+
+    cu.ProgressBar = ProgressBar
+    lf = types.ModuleType("comfy.latent_formats")
+    lf.LTXV = type("LTXV", (), {})
+    lp = types.ModuleType("latent_preview")
+
+    class Previewer:
+        def decode_latent_to_preview_image(self, fmt, x0):
+            assert x0.dim() == 4 and x0.shape[:2] == (1, 128)
+            return (fmt, "image", 512)
+
+    lp.get_previewer = lambda device, fmt: Previewer()
+
+    server = types.ModuleType("server")
+
+    class PromptServer:
+        instance = None
+        last_node_id = "stale"
+
+        def send_progress_text(self, text, node_id, sid=None):
+            calls["text"].append((text, node_id))
+
+    PromptServer.instance = PromptServer()
+    server.PromptServer = PromptServer
+    ce = types.ModuleType("comfy_execution")
+    ce.__path__ = []
+    ceu = types.ModuleType("comfy_execution.utils")
+    context = type("ExecutionContext", (), {})
+    ceu.get_executing_context = lambda: (setattr(context, "node_id", state["running_node"]) or context) \
+        if state["running_node"] else None
+
+    comfy = types.ModuleType("comfy")
+    comfy.__path__ = []
+    comfy.model_management, comfy.model_patcher, comfy.utils, comfy.latent_formats = mm, mp, cu, lf
+    modules = {"folder_paths": fp, "comfy": comfy, "comfy.model_management": mm, "comfy.model_patcher": mp,
+               "comfy.utils": cu, "comfy.latent_formats": lf, "latent_preview": lp, "server": server,
+               "comfy_execution": ce, "comfy_execution.utils": ceu}
+    if new:
+        mem = types.ModuleType("comfy.memory_management")
+        mem.aimdo_enabled = True
+        comfy.memory_management = modules["comfy.memory_management"] = mem
+    else:
+        monkeypatch.delitem(sys.modules, "comfy.memory_management", raising=False)
+    for name, mod in modules.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.delenv("LTXV_STACK_STANDALONE", raising=False)
+    # A second copy of the bridge, inside the pack so its relative imports resolve, that sees the fakes.
+    spec = importlib.util.spec_from_file_location(f"{PACK}.nodes.bridge_in_comfyui", REPO / "nodes" / "comfy_bridge.py")
+    b = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(b)
+    return b, fp, mm, state, calls

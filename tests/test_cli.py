@@ -144,7 +144,8 @@ def _bad_cases(tmp_path, models):
         "missing checkpoint flag": (base[:-4] + ["--checkpoint_path", str(models / "nope.safetensors"),
                                                  "--text_encoder_path", str(models / "te.safetensors")],
                                     "Lightricks/LTX-Video"),
-        "no text encoder": (base[:-2], "--text_encoder_path"),
+        "no text encoder": (base[:-2], "cannot get t5xxl_fp16.safetensors of Hugging Face repo "
+                                       "comfyanonymous/flux_text_encoders"),
         "missing upscaler": (base[:4] + ["ltxv-2b-0.9.8-distilled"] + base[5:], "ltxv-spatial-upscaler-0.9.8"),
         "bad latents name": (base + ["--output_latents", str(tmp_path / "l.pt")], ".safetensors"),
         "lora strengths alone": (base + ["--lora_strengths", "0.5"], "--lora_strengths given without --lora_paths"),
@@ -174,6 +175,11 @@ def _bad_cases(tmp_path, models):
 
 def test_bad_arguments_one_line_exit_2(tmp_path, fake_models, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the config's file names are also looked up in the current folder
+    # A file no path gives comes from the hub: here offline, with an empty cache (huggingface_hub reads
+    # HF_HUB_OFFLINE and HF_HUB_CACHE once, when it is imported).
+    hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
     loaded = []
     for name in ("load_checkpoint", "load_text_encoder", "load_upsampler"):
         monkeypatch.setattr(f"ltx_core.{name}", lambda *a, _n=name, **k: loaded.append(_n))

@@ -9,7 +9,6 @@ node runs on tiny models written in the official file formats.
   `ltx_core.pipelines.generate` call;
 - bad inputs give messages that say what to change; interruption stops a run.
 """
-import importlib.util
 import json
 import shutil
 import sys
@@ -21,6 +20,7 @@ from safetensors.torch import save_file
 
 pytest.importorskip("ltx_video")  # the tiny-model factories build the official models
 
+import comfyui_support as cs  # noqa: E402
 import official_files as of  # noqa: E402
 import tiny_gguf  # noqa: E402
 import tiny_transformer  # noqa: E402
@@ -121,6 +121,82 @@ def test_bridge_stand_ins_without_comfyui():
     assert bridge.default_dtype("vae") == torch.float32
     presets = nodes["LTXVStackSampler"].INPUT_TYPES()["required"]["preset"][0]
     assert "ltxv-13b-0.9.8-distilled" in presets and "ltxv-2b-0.9.6-dev" in presets
+
+
+def _object_info() -> dict:
+    """The fields of each node's /object_info entry that the node library searches: ComfyUI's server takes name and
+    display_name from the pack's mappings and, since ComfyUI 0.3.7x, search_aliases from SEARCH_ALIASES."""
+    return {node_id: {"name": node_id, "display_name": pack.NODE_DISPLAY_NAME_MAPPINGS[node_id],
+                      "search_aliases": list(getattr(cls, "SEARCH_ALIASES", []))} for node_id, cls in nodes.items()}
+
+
+# What users type into the node search, and the nodes it must find. Frontend 1.27 (ComfyUI 0.3.64) searches only
+# name and display_name, every word of the query within one of them; newer frontends also search_aliases.
+SEARCHES = {
+    "text to video": {"LTXVStackSampler"},
+    "image to video": {"LTXVStackSampler"},
+    "keyframes": {"LTXVStackAddImage"},
+    "upscale": {"LTXVStackLatentUpsample", "LTXVStackUpsamplerLoader"},
+    "lora": {"LTXVStackLoraLoader"},
+    "long video": {"LTXVStackLongSampler"},
+    "gguf": {"LTXVStackModelLoader"},
+    "decode": {"LTXVStackVAEDecode"},
+}
+# Only in newer frontends (through the aliases).
+ALIAS_SEARCHES = {
+    "image to video": {"LTXVStackAddImage", "LTXVStackLongSampler"},
+    "text to video": {"LTXVStackTextEncode", "LTXVStackLongSampler"},
+    "i2v": {"LTXVStackAddImage", "LTXVStackSampler"}, "t2v": {"LTXVStackSampler"},
+    "first frame": {"LTXVStackAddImage"}, "depth": {"LTXVStackAddControlVideo"}, "t5": {"LTXVStackTextEncoderLoader"},
+    "prompt": {"LTXVStackTextEncode"},
+}
+
+
+def _found_by_name(query: str, info: dict) -> bool:
+    return any(all(w in field.lower() for w in query.split()) for field in (info["name"], info["display_name"]))
+
+
+@pytest.mark.parametrize("query", sorted(SEARCHES))
+def test_node_search_finds_our_nodes_in_frontend_1_27_and_newer(query):
+    info = _object_info()
+    found_127 = {n for n, i in info.items() if _found_by_name(query, i)}
+    assert SEARCHES[query] <= found_127, f"{query!r}: frontend 1.27 finds only {sorted(found_127)} by display name"
+    for node_id in SEARCHES[query] | ALIAS_SEARCHES.get(query, set()):
+        i = info[node_id]
+        assert _found_by_name(query, i) or query in i["search_aliases"], f"{query!r} does not find {node_id}"
+
+
+@pytest.mark.parametrize("query", sorted(ALIAS_SEARCHES))
+def test_node_search_aliases_for_newer_frontends(query):
+    info = _object_info()
+    found = {n for n, i in info.items() if query in i["search_aliases"]}
+    assert ALIAS_SEARCHES[query] <= found, f"{query!r}: the aliases find only {sorted(found)}"
+    for i in info.values():
+        assert all(isinstance(a, str) and a == a.lower().strip() and a for a in i["search_aliases"]), i
+
+
+def _input_labels() -> dict:
+    out = {}
+    for node_id, cls in sorted(nodes.items()):
+        spec = cls.INPUT_TYPES()
+        labels = {name: {"name": entry[1]["display_name"]} for section in ("required", "optional")
+                  for name, entry in spec.get(section, {}).items() if "display_name" in entry[1]}
+        if labels:
+            out[node_id] = {"inputs": labels}
+    return out
+
+
+def test_input_labels_fit_and_reach_both_frontends():
+    """Long input names (ckpt_name, image_cond_noise_scale) are cut in a node of the default width; the input keys
+    stay (saved workflows use them) and a short label is shown instead: newer frontends read the input's
+    display_name, frontend 1.27 only a translation, locales/en/nodeDefs.json, which must say the same."""
+    labels = _input_labels()
+    assert labels["LTXVStackCheckpointLoader"]["inputs"]["ckpt_name"]["name"] == "file"
+    assert labels["LTXVStackUpsamplerLoader"]["inputs"]["upscale_model_name"]["name"] == "file"
+    assert all(len(v["name"]) <= 15 for node in labels.values() for v in node["inputs"].values())
+    locale = json.loads((REPO / "locales" / "en" / "nodeDefs.json").read_text(encoding="utf-8"))
+    assert locale == labels, ("locales/en/nodeDefs.json disagrees with the inputs' display_name; write:\n"
+                              + json.dumps(labels, indent=2))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -420,7 +496,7 @@ def test_add_image_rejects_wrong_inputs(models):
 
 
 def test_multiscale_recipe(models):
-    with pytest.raises(ValueError, match="multi-scale recipe: connect an LTX-Video Latent Upsampler"):
+    with pytest.raises(ValueError, match="multi-scale recipe: connect an LTX-Video Latent Upscale Model Loader"):
         sample(models, preset="ltxv-2b-0.9.8-distilled")
     with pytest.raises(ValueError, match="temporal"):
         sample(models, preset="ltxv-2b-0.9.8-distilled", upscale_model=models["temporal"])
@@ -532,6 +608,85 @@ def test_auto_preset_is_the_checkpoints_own(models):
         sample(models, preset="auto")
 
 
+@pytest.fixture
+def shown():
+    """What the nodes show: the text under the running node and every progress update, in order."""
+    seen = {"text": [], "progress": []}
+    text, progress = seen["text"].append, lambda step, total, latents: seen["progress"].append((step, total))
+    bridge.TEXT_LISTENERS.append(text)
+    bridge.PROGRESS_LISTENERS.append(progress)
+    yield seen
+    bridge.TEXT_LISTENERS.remove(text)
+    bridge.PROGRESS_LISTENERS.remove(progress)
+
+
+def _named_checkpoint(models, name):
+    path = models["root"] / "checkpoints" / name
+    if not path.exists():
+        shutil.copy(models["root"] / "checkpoints" / "tiny-ltxv.safetensors", path)
+    return run("LTXVStackCheckpointLoader", ckpt_name=name, weight_dtype="default")[0]
+
+
+def test_a_preset_that_is_not_the_checkpoints_recipe_is_shown_on_the_node(models, shown, caplog):
+    model = _named_checkpoint(models, "ltxv-2b-0.9.6-dev-04-25.safetensors")
+    chosen = sample(models, model=model, preset="ltxv-2b-0.9.6-distilled", steps=2)["samples"]
+    # on the node from before the first step: the preset widget shows the choice, the text what to pick instead
+    warning = "WARNING: the checkpoint's recipe is ltxv-2b-0.9.6-dev; pick it or auto"
+    assert shown["text"] == [warning, warning + "\npass 1/1: 96x64, 2 steps"]
+    assert ("ltxv-2b-0.9.6-dev-04-25.safetensors: preset ltxv-2b-0.9.6-distilled is not the checkpoint's recipe "
+            "(ltxv-2b-0.9.6-dev); it runs as chosen") in caplog.text
+    # it ran as chosen: the same as that preset on the same weights under another name
+    torch.testing.assert_close(chosen, sample(models, preset="ltxv-2b-0.9.6-distilled", steps=2)["samples"])
+    shown["text"].clear()
+    distilled = _named_checkpoint(models, "ltxv-2b-0.9.6-distilled-04-25.safetensors")
+    sample(models, model=distilled, preset="auto", steps=1)
+    sample(models, model=distilled, preset="ltxv-2b-0.9.6-distilled", steps=1)
+    assert shown["text"] == ["recipe: ltxv-2b-0.9.6-distilled (auto)",
+                             "recipe: ltxv-2b-0.9.6-distilled (auto)\npass 1/1: 96x64, 1 step",
+                             "recipe: ltxv-2b-0.9.6-distilled", "recipe: ltxv-2b-0.9.6-distilled\npass 1/1: 96x64, 1 step"]
+    # the text box shows about two lines of 45 characters before it scrolls
+    assert all(len(line) <= 45 for t in shown["text"] for line in t.splitlines()[1:])
+
+
+def test_which_preset_mismatches_warn():
+    from types import SimpleNamespace
+
+    sampling = sys.modules[f"{PACK}.nodes.sampling"]
+
+    def handle(name, *loras):
+        return SimpleNamespace(name=name, module=SimpleNamespace(config=SimpleNamespace(num_layers=48)),
+                               allowed_inference_steps=None,
+                               loras=[SimpleNamespace(lora=SimpleNamespace(name=n)) for n in loras])
+
+    distilled = handle("ltxv-13b-0.9.8-distilled.safetensors")
+    assert sampling._other_recipe("ltxv-13b-0.9.8-distilled-fp8", distilled) is None  # the same recipe
+    assert sampling._other_recipe("ltxv-13b-0.9.8-dev", distilled) == "ltxv-13b-0.9.8-distilled"
+    assert sampling._other_recipe("ltxv-13b-0.9.7-distilled", distilled) == "ltxv-13b-0.9.8-distilled"
+    dev = handle("ltxv-13b-0.9.7-dev.safetensors")
+    assert sampling._other_recipe("ltxv-13b-0.9.7-distilled", dev) == "ltxv-13b-0.9.7-dev"
+    with_lora = handle("ltxv-13b-0.9.7-dev.safetensors", "ltxv-13b-0.9.7-distilled-lora128.safetensors")
+    assert sampling._other_recipe("ltxv-13b-0.9.7-distilled", with_lora) is None  # made distilled by the LoRA
+    assert sampling._other_recipe("ltxv-2b-0.9.6-dev", handle("my-finetune.safetensors")) is None  # unknown
+
+
+def test_multiscale_progress_restarts_per_pass(models, shown):
+    sample(models, preset="ltxv-2b-0.9.8-distilled", upscale_model=models["spatial"])
+    passes = [t.splitlines()[-1] for t in shown["text"][1:]]
+    assert shown["text"][0] == "recipe: ltxv-2b-0.9.8-distilled"
+    assert passes == ["pass 1/2: 32x32, 7 steps", "pass 2/2: 64x64, 3 steps"]  # 2/3 of 64x96, on the 32 grid
+    assert shown["progress"] == [(i, 7) for i in range(8)] + [(i, 3) for i in range(4)]
+
+
+def test_long_video_progress_per_chunk_and_pass(models, shown):
+    args = dict(model=models["model"], conditioning=models["cond"], preset="ltxv-2b-0.9.6-distilled", width=W,
+                height=H, num_frames=57, seed=7, steps=2, image_cond_noise_scale=0.15)
+    run("LTXVStackLongSampler", tile_frames=33, overlap_frames=16, overlap_strength=0.5, adain_factor=0.0,
+        long_memory_strength=0.0, long_memory_frame=0, **args)
+    assert [t.splitlines()[-1] for t in shown["text"][1:]] == [f"chunk {k}/2, pass 1/1: 96x64, 2 steps"
+                                                             for k in (1, 2)]
+    assert shown["progress"] == [(0, 2), (1, 2), (2, 2)] * 2
+
+
 def test_interrupt_stops_the_sampler(models):
     seen = []
 
@@ -545,7 +700,7 @@ def test_interrupt_stops_the_sampler(models):
             sample(models, steps=5)
     finally:
         bridge.PROGRESS_LISTENERS.remove(listener)
-    assert seen == [(1, 5)]
+    assert seen == [(0, 5)]  # the pass's start: the bar restarts at 0 of its 5 steps
     assert not bridge.interrupt_requested()  # cleared, the next run goes ahead
     assert sample(models, steps=1)["samples"].shape == (1, 128, 2, 2, 3)
 
@@ -555,109 +710,8 @@ def test_interrupt_stops_the_sampler(models):
 # is an integration test of its own)
 
 
-def _fake_comfyui(monkeypatch, tmp_path):
-    import types
-
-    calls = {"load": [], "progress": [], "unloaded": 0}
-    cpu = torch.device("cpu")
-
-    fp = types.ModuleType("folder_paths")
-    fp.models_dir = str(tmp_path)
-    fp.supported_pt_extensions = {".safetensors", ".ckpt"}
-    fp.folder_names_and_paths = {"checkpoints": ([str(tmp_path / "checkpoints")], fp.supported_pt_extensions)}
-    fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
-
-    mm = types.ModuleType("comfy.model_management")
-
-    class InterruptProcessingException(BaseException):  # a BaseException since ComfyUI PR #13523 (0.3.7x)
-        pass
-
-    state = {"interrupted": False}
-    mm.InterruptProcessingException = InterruptProcessingException
-    mm.OOM_EXCEPTION = torch.OutOfMemoryError
-    for name in ("get_torch_device", "unet_offload_device", "vae_device", "vae_offload_device", "text_encoder_device",
-                 "text_encoder_offload_device", "intermediate_device"):
-        setattr(mm, name, lambda: cpu)
-    mm.should_use_bf16 = lambda device=None: True
-    mm.vae_dtype = lambda device=None, allowed_dtypes=(): torch.bfloat16
-    mm.get_free_memory = lambda dev=None: 1 << 30
-    mm.soft_empty_cache = lambda force=False: None
-    mm.current_loaded_models = []
-
-    class Loaded:
-        def __init__(self, patcher):
-            self.model = patcher
-
-        def model_unload(self, memory_to_free=None, unpatch_weights=True):
-            calls["unloaded"] += 1
-            return True
-
-    def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
-                        force_full_load=False):
-        calls["load"].append((list(models), memory_required, force_full_load))
-        for p in models:
-            p.model.to(p.load_device)
-            p.model.device = p.load_device  # what ModelPatcher.load does
-            mm.current_loaded_models.insert(0, Loaded(p))
-
-    mm.load_models_gpu = load_models_gpu
-    mm.processing_interrupted = lambda: state["interrupted"]
-
-    def throw():
-        if state["interrupted"]:
-            state["interrupted"] = False
-            raise InterruptProcessingException()
-
-    mm.throw_exception_if_processing_interrupted = throw
-
-    mp = types.ModuleType("comfy.model_patcher")
-
-    class ModelPatcher:
-        def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
-            self.model, self.load_device, self.offload_device = model, load_device, offload_device
-            for attr, default in (("model_loaded_weight_memory", 0), ("lowvram_patch_counter", 0),
-                                  ("model_lowvram", False), ("current_weight_patches_uuid", None)):
-                if not hasattr(model, attr):
-                    setattr(model, attr, default)
-
-    mp.ModelPatcher = ModelPatcher
-    cu = types.ModuleType("comfy.utils")
-
-    class ProgressBar:
-        def __init__(self, total, node_id=None):
-            self.total = total
-
-        def update_absolute(self, value, total=None, preview=None):
-            calls["progress"].append((value, total, preview))
-
-    cu.ProgressBar = ProgressBar
-    lf = types.ModuleType("comfy.latent_formats")
-    lf.LTXV = type("LTXV", (), {})
-    lp = types.ModuleType("latent_preview")
-
-    class Previewer:
-        def decode_latent_to_preview_image(self, fmt, x0):
-            assert x0.dim() == 4 and x0.shape[:2] == (1, 128)
-            return (fmt, "image", 512)
-
-    lp.get_previewer = lambda device, fmt: Previewer()
-    comfy = types.ModuleType("comfy")
-    comfy.__path__ = []
-    comfy.model_management, comfy.model_patcher, comfy.utils, comfy.latent_formats = mm, mp, cu, lf
-    for name, mod in (("folder_paths", fp), ("comfy", comfy), ("comfy.model_management", mm),
-                      ("comfy.model_patcher", mp), ("comfy.utils", cu), ("comfy.latent_formats", lf),
-                      ("latent_preview", lp)):
-        monkeypatch.setitem(sys.modules, name, mod)
-    monkeypatch.delenv("LTXV_STACK_STANDALONE", raising=False)
-    # A second copy of the bridge, inside the pack so its relative imports resolve, that sees the fakes.
-    spec = importlib.util.spec_from_file_location(f"{PACK}.nodes.bridge_in_comfyui", REPO / "nodes" / "comfy_bridge.py")
-    b = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(b)
-    return b, fp, mm, state, calls
-
-
 def test_bridge_inside_comfyui(monkeypatch, tmp_path):
-    b, fp, mm, state, calls = _fake_comfyui(monkeypatch, tmp_path)
+    b, fp, mm, state, calls = cs.fake_comfyui(monkeypatch, tmp_path)
     assert b.IN_COMFYUI
     b.register_model_folders()
     paths, exts = fp.folder_names_and_paths["latent_upscale_models"]
@@ -692,3 +746,70 @@ def test_bridge_inside_comfyui(monkeypatch, tmp_path):
     assert b.interrupt_requested()
     with pytest.raises(mm.InterruptProcessingException):
         b.raise_interrupted()
+
+
+def _pass(number, passes, steps, before, chunk=0, chunks=0):
+    return core.pipelines.generation.PassInfo(number, passes, steps, before, 64, 96, chunk, chunks)
+
+
+@pytest.mark.parametrize("version", ["0.3.64", "0.38"])
+def test_progress_and_node_text_inside_comfyui(monkeypatch, tmp_path, version):
+    """Each pass gets a progress bar of its own that starts at 0 of its steps, and the node shows which pass runs
+    under the recipe line. ComfyUI 0.38 throttles a bar's updates (the stand-in drops all but its first and last,
+    as when steps come faster than 0.1 s): the restart and each pass's end still reach the UI."""
+    b, _, _, state, calls = cs.fake_comfyui(monkeypatch, tmp_path, version=version)
+    progress = b.Progress(1, ["recipe: ltxv-13b-0.9.8-distilled"])
+    progress.show_notes()
+    for info in (_pass(1, 2, 3, 0), _pass(2, 2, 2, 3)):
+        progress.begin_pass(info)
+        for step in range(info.steps_before + 1, info.steps_before + info.steps + 1):
+            progress(step, 5, None)  # ltx_core counts steps over the whole run
+    sent = [(v, t) for v, t, _ in calls["progress"]]
+    if version == "0.38":
+        assert sent == [(0, 3), (3, 3), (0, 2), (2, 2)]
+    else:
+        assert sent == [(0, 3), (1, 3), (2, 3), (3, 3), (0, 2), (1, 2), (2, 2)]
+    assert calls["text"] == [("recipe: ltxv-13b-0.9.8-distilled", "7"),
+                             ("recipe: ltxv-13b-0.9.8-distilled\npass 1/2: 96x64, 3 steps", "7"),
+                             ("recipe: ltxv-13b-0.9.8-distilled\npass 2/2: 96x64, 2 steps", "7")]
+    state["running_node"] = None  # outside an executing context: the node ComfyUI ran last
+    b.Progress(1, ["recipe: custom settings"]).begin_pass(_pass(1, 1, 4, 0, chunk=2, chunks=3))
+    assert calls["text"][-1] == ("recipe: custom settings\nchunk 2/3, pass 1/1: 96x64, 4 steps", "stale")
+    state["interrupted"] = True  # the progress hook checks for Cancel, as ComfyUI's does
+    with pytest.raises(BaseException) as raised:
+        progress(6, 5, torch.zeros(1, 128, 3, 2, 2))
+    assert type(raised.value).__name__ == "InterruptProcessingException"
+    assert isinstance(raised.value, Exception) == (version == "0.3.64")
+
+
+@pytest.mark.parametrize("version,reclaimable,expected", [("0.3.64", 0, 2), ("0.38", 0, 2), ("0.38", 6, 8)])
+def test_free_memory_counts_what_dynamic_vram_gives_back(monkeypatch, tmp_path, version, reclaimable, expected):
+    """The sampler's memory check and VAE Decode's tiling ask free_memory_bytes: with dynamic VRAM on, what it can
+    take back from the models it holds counts as free (else a run that fits is refused or tiled for nothing)."""
+    b, *_ = cs.fake_comfyui(monkeypatch, tmp_path, version=version, gpu_free=2 * cs.GIB,
+                            reclaimable=reclaimable * cs.GIB)
+    assert b.dynamic_vram_enabled() == (version == "0.38")
+    assert b.free_memory_bytes(torch.device("cuda")) == expected * cs.GIB
+
+
+def _t5_placement(monkeypatch, tmp_path, version, gpu_free, reclaimable=0):
+    b, _, _, _, calls = cs.fake_comfyui(monkeypatch, tmp_path, version=version, gpu_free=gpu_free,
+                                        reclaimable=reclaimable)
+    t5 = b.ManagedModel(torch.nn.Linear(1024, 1024), "text_encoder", "t5xxl_fp16.safetensors")  # 4 MiB
+    return b.load_text_encoder(t5, 1 << 20), [p for patchers, _, _ in calls["load"] for p in patchers], t5
+
+
+def test_text_encoder_placement_with_and_without_dynamic_vram(monkeypatch, tmp_path):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    # 0.3.64: ComfyUI's choice (the CPU here) goes through ComfyUI's loading, as before
+    device, loaded, t5 = _t5_placement(monkeypatch, tmp_path, "0.3.64", gpu_free=0)
+    assert t5.load_device == cpu and loaded == [t5.patcher] and device == cpu
+    # 0.38 names the GPU for every text encoder: used when the T5 and its work fit next to the other models ...
+    device, loaded, t5 = _t5_placement(monkeypatch, tmp_path, "0.38", gpu_free=64 << 20)
+    assert t5.load_device == gpu and loaded == [t5.patcher]
+    # ... also when the room is VRAM dynamic VRAM can take back from the models it holds ...
+    device, loaded, t5 = _t5_placement(monkeypatch, tmp_path, "0.38", gpu_free=1 << 20, reclaimable=64 << 20)
+    assert loaded == [t5.patcher]
+    # ... and not otherwise: the T5 encodes on the CPU, nothing is loaded onto (or evicted from) the GPU
+    device, loaded, t5 = _t5_placement(monkeypatch, tmp_path, "0.38", gpu_free=4 << 20)
+    assert device == cpu and loaded == [] and t5.device == cpu

@@ -42,8 +42,7 @@ def reference(cfg, steps, shape, skips=(0, 0), timesteps=None):
 
 
 def same(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b) or (a.isnan() == b.isnan()).all()
-                                                             and torch.equal(a.nan_to_num(), b.nan_to_num()))
+    return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b))
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
@@ -55,7 +54,12 @@ def test_grids_equal_reference(cfg):
             continue
         ref, _ = reference(cfg, steps, shape, skips)
         ours = make_timesteps(SchedulerConfig.from_dict(cfg), steps, shape, None, *skips)
-        assert same(ours, ref), (steps, shape, skips, ours, ref)
+        if ref.isnan().any():
+            # The official stretch to the terminal divides by zero on a one-step grid: ours keeps that one step.
+            assert (steps, "target_shift_terminal" in cfg) == (1, True), (steps, ref)
+            assert ours.tolist() == [1.0]
+        else:
+            assert same(ours, ref), (steps, shape, skips, ours, ref)
         n += 1
     assert n > 100
 

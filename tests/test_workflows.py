@@ -10,7 +10,12 @@ For every workflow:
   its generation), the upsampler, decode tone mapping and fps; a control video comes with an IC-LoRA and the other
   way round; a long video's chunk settings are valid, it really is made in chunks and every per-chunk prompt reaches
   one);
-- notes (UI-only Note nodes) name every model file the workflow loads, with its models/ folder;
+- one note (a UI-only MarkdownNote) names every model file the workflow loads, with its models/ folder, every input
+  file, the recipe and what `steps` 0 means;
+- the saved view opens at a readable zoom with the whole graph on a 1920x1080 screen, grouped models / prompt and
+  media / sampling / output; a thumbnail for ComfyUI's Templates browser beside each;
+- the input files exist on a fresh ComfyUI (its example.png) or are the pack's example media (small, decodable),
+  which the pack copies into ComfyUI's input folder where absent;
 - the UI and API versions describe the same graph;
 - the API graph runs through the pack's nodes on tiny models (tiny LoRAs, a tiny GGUF and VAE file included; core
   nodes faked), from loaders to the IMAGE that Create Video receives; a long-video sampler in several chunks.
@@ -251,12 +256,115 @@ def _notes(ui):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notes_name_the_model_files(name):
+    """One note, naming every model file with its models/ folder, every input file, the recipe (the sampler's
+    preset) and what `steps` 0 means."""
     ui, api = load(name)
     files = {(MODEL_FOLDERS[k], v) for entry in api.values() for k, v in entry["inputs"].items() if k in MODEL_FOLDERS}
-    for note in _notes(ui):
-        text = note["widgets_values"][0]
-        for folder, file in sorted(files):
-            assert file in text and f"{folder}/" in text, f"{name}: the note does not say {folder}/{file}"
+    notes = _notes(ui)
+    assert len(notes) == 1, f"{name}: {len(notes)} notes"
+    text = notes[0]["widgets_values"][0]
+    for folder, file in sorted(files):
+        assert file in text and f"{folder}/" in text, f"{name}: the note does not say {folder}/{file}"
+    for _, entry in _find(api, "LoadImage", "LoadVideo"):
+        media = entry["inputs"].get("image", entry["inputs"].get("file"))
+        assert media in text, f"{name}: the note does not name the input {media}"
+    for _, sampler in _find(api, *SAMPLERS):
+        assert sampler["inputs"]["preset"] in text and "`steps` 0" in text, f"{name}: the note's recipe"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# layout (as the frontend opens it: tests/test_comfyui_frontend.py checks the same in the real frontend)
+
+GROUP_TITLES = ["Models", "Prompt and media", "Sampling", "Output"]
+# The canvas of a 1920x1080 browser window, ComfyUI's menus around it; the zoom below which labels get hard to read.
+SCREEN, MIN_SCALE = (1856, 1002), 0.75
+TITLE_HEIGHT = 30  # a node's title bar, above its pos
+
+
+def _inside(box, bounding):
+    x, y, w, h = bounding
+    return x <= box[0] and y <= box[1] and box[2] <= x + w and box[3] <= y + h
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_opens_fitted_and_grouped(name):
+    """Saved view: readable zoom, the whole graph (nodes, groups) on one screen. Groups: models / prompt and media /
+    sampling / output, each node inside exactly one (the note outside them)."""
+    ui, _ = load(name)
+    ds = ui["extra"]["ds"]
+    scale, (ox, oy) = ds["scale"], ds["offset"]
+    assert scale >= MIN_SCALE, f"{name}: opens at zoom {scale}"
+    assert [g["title"] for g in ui["groups"]] == GROUP_TITLES
+    boxes = [(n, [n["pos"][0], n["pos"][1] - TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1]])
+             for n in ui["nodes"]]
+    for thing, (x0, y0, x1, y1) in boxes + [(g, [g["bounding"][0], g["bounding"][1], g["bounding"][0] +
+                                                 g["bounding"][2], g["bounding"][1] + g["bounding"][3]])
+                                            for g in ui["groups"]]:
+        on_screen = [(x0 + ox) * scale, (y0 + oy) * scale, (x1 + ox) * scale, (y1 + oy) * scale]
+        assert on_screen[0] >= 0 and on_screen[1] >= 0 and on_screen[2] <= SCREEN[0] and on_screen[3] <= SCREEN[1], \
+            f"{name}: {thing.get('title') or thing['type']} at {[round(v) for v in on_screen]} is off screen"
+    for n, box in boxes:
+        homes = [g["title"] for g in ui["groups"] if _inside(box, g["bounding"])]
+        assert homes == ([] if n["type"] in UI_ONLY else homes[:1]) and (homes or n["type"] in UI_ONLY), \
+            f"{name}: node {n['id']} {n['type']} is in groups {homes}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# inputs: what a fresh ComfyUI has (its input/example.png) or the pack's example media, copied there at load time
+
+EXAMPLE_MEDIA = REPO / "example_media"
+COMFYUI_INPUTS = {"example.png"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inputs_exist_on_a_fresh_comfyui(name):
+    _, api = load(name)
+    for _, entry in _find(api, "LoadImage", "LoadVideo"):
+        media = entry["inputs"].get("image", entry["inputs"].get("file"))
+        assert media in COMFYUI_INPUTS or (EXAMPLE_MEDIA / media).is_file(), f"{name}: nobody has {media}"
+
+
+def test_example_media_decode():
+    """Each file is small and decodes: the images at the 2B workflows' 768x512, the clip 8k+1 frames, the pose video
+    as long as the IC-LoRA workflow's video; both videos at 24 fps (the workflows take the frame rate from them)."""
+    import av
+    from PIL import Image
+
+    files = sorted(p.name for p in EXAMPLE_MEDIA.iterdir())
+    assert files == ["ltxv_example_clip.mp4", "ltxv_example_first_frame.png", "ltxv_example_last_frame.png",
+                     "ltxv_example_pose.mp4"]
+    for f in files:
+        assert (EXAMPLE_MEDIA / f).stat().st_size < 64 * 1024, f
+    for f in ("ltxv_example_first_frame.png", "ltxv_example_last_frame.png"):
+        with Image.open(EXAMPLE_MEDIA / f) as im:
+            im.load()
+            assert im.size == (768, 512), f
+    for f, (frames, fps) in {"ltxv_example_clip.mp4": (25, 24), "ltxv_example_pose.mp4": (121, 24)}.items():
+        with av.open(str(EXAMPLE_MEDIA / f)) as c:
+            count = sum(1 for _ in c.decode(video=0))
+            assert (count, float(c.streams.video[0].average_rate)) == (frames, fps), f
+
+
+def test_example_media_copied_only_where_absent(tmp_path):
+    (tmp_path / "ltxv_example_clip.mp4").write_bytes(b"the user's own clip")
+    copied = pack.offer_example_media(tmp_path)
+    assert copied == ["ltxv_example_first_frame.png", "ltxv_example_last_frame.png", "ltxv_example_pose.mp4"]
+    assert (tmp_path / "ltxv_example_clip.mp4").read_bytes() == b"the user's own clip"
+    for f in copied:
+        assert (tmp_path / f).read_bytes() == (EXAMPLE_MEDIA / f).read_bytes()
+    assert pack.offer_example_media(tmp_path) == []
+    assert pack.offer_example_media(tmp_path / "new" / "input") == sorted(p.name for p in EXAMPLE_MEDIA.iterdir())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_templates_browser_thumbnail(name):
+    """ComfyUI's Templates browser shows workflows/<name>.jpg on the workflow's card."""
+    from PIL import Image
+
+    jpg = UI_DIR / f"{name}.jpg"
+    assert jpg.is_file() and jpg.stat().st_size < 64 * 1024, f"{name}: no small thumbnail"
+    with Image.open(jpg) as im:
+        assert im.format == "JPEG" and min(im.size) >= 256, f"{name}: {im.format} {im.size}"
 
 
 HF_DOWNLOAD = re.compile(r"https://huggingface\.co/(?P<repo>[\w.-]+/[\w.-]+)/resolve/main/(?P<path>[\w.-]+(?:/[\w.-]+)*)")

@@ -89,6 +89,10 @@ def check_lora_file(path) -> None:
 def read_lora(path, transformer: nn.Module) -> Lora:
     """Read a LoRA file (safetensors only, tensors kept in the file's dtype on the CPU) and match it to
     `transformer`; ModelFileError naming the file and the keys when it cannot apply."""
+    backend = getattr(transformer, "backend", "torch")
+    if backend != "torch":
+        raise ModelFileError(path, f"LoRAs are applied to the torch backend's weights, and this model runs on "
+                                   f"{backend}: load the checkpoint with backend torch to use a LoRA")
     with SafetensorsFile(path) as f:
         groups, foreign = _group(f)
         modules = dict(transformer.named_modules())

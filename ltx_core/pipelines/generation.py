@@ -28,6 +28,32 @@ from .sampling_pass import PassContext, PassPlan, encode_media, module_device_dt
 Progress = Callable[[int, int, Tensor], None]  # (step, total steps over all passes, video latents), 1-based
 
 
+@dataclass(frozen=True)
+class PassInfo:
+    """What a pass about to start is, for a progress display that follows the passes (and the chunks of a long
+    video) rather than one bar over the whole run: its place, its size, its step count, and the steps of the run
+    before it (`progress` counts over the whole run)."""
+
+    number: int  # 1-based
+    passes: int
+    steps: int
+    steps_before: int
+    height: int
+    width: int
+    chunk: int = 0  # 1-based chunk of a long video; 0: not chunked
+    chunks: int = 0
+
+    @property
+    def label(self) -> str:
+        where = f"pass {self.number}/{self.passes}"
+        if self.chunks:
+            where = f"chunk {self.chunk}/{self.chunks}, {where}"
+        return f"{where}: {self.width}x{self.height}, {self.steps} step{'' if self.steps == 1 else 's'}"
+
+
+OnPass = Callable[[PassInfo], None]
+
+
 @dataclass
 class GenerationResult:
     video: Tensor | None  # (B, 3, num_frames, height, width) float32 in [0, 1], or None for output="latents"
@@ -35,9 +61,10 @@ class GenerationResult:
 
 
 def generate(models: Models, config: PipelineConfig | Mapping, text: TextConditioning, request: GenerationRequest,
-             *, progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
+             *, progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None,
+             on_pass: OnPass | None = None) -> GenerationResult:
     """Generate the requested video (or its latents). `should_cancel()` is polled before each step and True
-    raises `Cancelled`."""
+    raises `Cancelled`; `on_pass` is told when each pass starts."""
     cfg = config if isinstance(config, PipelineConfig) else PipelineConfig.from_dict(config)
     check_upsampler(cfg, models.upsampler)
     request.check_batch(text.batch)
@@ -55,8 +82,10 @@ def generate(models: Models, config: PipelineConfig | Mapping, text: TextConditi
         for n, plan in enumerate(plans):
             if n == 1:
                 current = upsample_latents(models.vae, models.upsampler, current)
+            done, total = sum(counts[:n]), sum(counts)
+            if on_pass is not None:
+                on_pass(PassInfo(n + 1, len(plans), counts[n], done, plan.height, plan.width))
             if progress is not None:
-                done, total = sum(counts[:n]), sum(counts)
                 ctx = replace(ctx, on_step=lambda i, latents, d=done, t=total: progress(d + i + 1, t, latents))
             current = run_pass(ctx, plan, current)
 

@@ -24,7 +24,7 @@ from ..geometry import FRAMES_PER_LATENT, is_valid_clip_start, latent_grid, padd
 from ..lora.apply import applied_loras
 from ..sampling.noise import derived_seed
 from .config import PipelineConfig
-from .generation import GenerationResult, Progress, decode_outputs, generate, pass_context, plan_passes
+from .generation import GenerationResult, OnPass, PassInfo, Progress, decode_outputs, generate, pass_context, plan_passes
 from .multiscale import adain, check_upsampler, upsample_latents
 from .request import GenerationRequest, Models
 from .sampling_pass import pass_timesteps, run_pass
@@ -104,37 +104,54 @@ def crossfade_weights(overlap: int) -> Tensor:
 # many parameters: the generate() signature plus the tiling
 def generate_long(models: Models, config: PipelineConfig | Mapping, texts: Sequence[TextConditioning],
                   request: GenerationRequest, tiling: TemporalTiling, *, progress: Progress | None = None,
-                  should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
-    """`generate` for a video of any length; `texts`: one prompt per chunk (the last repeats)."""
+                  should_cancel: Callable[[], bool] | None = None, on_pass: OnPass | None = None) -> GenerationResult:
+    """`generate` for a video of any length; `texts`: one prompt per chunk (the last repeats). `on_pass` is told
+    when each pass of each chunk starts."""
     cfg = config if isinstance(config, PipelineConfig) else PipelineConfig.from_dict(config)
     texts = list(texts)
     if not texts:
         raise ValueError("give at least one prompt")
     frames = latent_grid(request.num_frames, request.height, request.width)[0]
     if frames <= tiling.tile_latents:
-        return generate(models, cfg, texts[0], request, progress=progress, should_cancel=should_cancel)
+        return generate(models, cfg, texts[0], request, progress=progress, should_cancel=should_cancel,
+                        on_pass=on_pass)
     if request.refines:
         raise ValueError("a long video is generated from noise: latents and input_media are not taken")
     check_upsampler(cfg, models.upsampler)
     request.check_batch(texts[0].batch)
     validate_items(request.conditioning, padded_frames(request.num_frames), texts[0].batch, request.num_frames)
     chunks = plan_chunks(request, tiling, texts)
-    total = sum(_steps(models, cfg, c, n, should_cancel) for n in range(len(cfg.passes)) for c in chunks)
-    done = [0]
+    counts = [[_steps(models, cfg, c, n, should_cancel) for c in chunks] for n in range(len(cfg.passes))]
+    reporter = _Reporter(progress, on_pass, counts)
     with applied_loras(models.transformer, models.loras):
         current = None
         for n in range(len(cfg.passes)):
-            current = _chunked_pass(models, cfg, chunks, n, current, tiling,
-                                    lambda latents: _report(progress, done, total, latents), should_cancel)
+            current = _chunked_pass(models, cfg, chunks, n, current, tiling, reporter, should_cancel)
     if request.output == "latents":
         return GenerationResult(None, current)
     return GenerationResult(decode_outputs(models.vae, cfg, request, current), current)
 
 
-def _report(progress, done: list, total: int, latents: Tensor) -> None:
-    done[0] += 1
-    if progress is not None:
-        progress(done[0], total, latents)
+@dataclass
+class _Reporter:
+    """Progress over every pass of every chunk of a long run (steps counted over the whole run), and the start of
+    each for `on_pass`; `counts`: the step count of each chunk in each pass."""
+
+    progress: Progress | None
+    on_pass: OnPass | None
+    counts: list[list[int]]
+    done: int = 0
+
+    def step(self, latents: Tensor) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, sum(map(sum, self.counts)), latents)
+
+    def starting(self, n: int, k: int, plan) -> None:
+        if self.on_pass is not None:
+            chunks = len(self.counts[n])
+            self.on_pass(PassInfo(n + 1, len(self.counts), self.counts[n][k], self.done, plan.height, plan.width,
+                                  k + 1, chunks))
 
 
 def _steps(models, cfg, chunk: Chunk, n: int, should_cancel) -> int:
@@ -145,20 +162,22 @@ def _steps(models, cfg, chunk: Chunk, n: int, should_cancel) -> int:
 
 # many parameters: one pass over every chunk needs all of them
 def _chunked_pass(models, cfg, chunks: list[Chunk], n: int, source: Tensor | None, tiling: TemporalTiling,
-                  on_step, should_cancel) -> Tensor:
+                  reporter: _Reporter, should_cancel) -> Tensor:
     """Pass `n` of the recipe over every chunk; `source`: the previous pass's latents of the whole video. The
     result is written into one buffer of the video's size: working memory stays that of a chunk."""
     video = first = None
     o = tiling.overlap_latents
-    for chunk in chunks:
+    for k, chunk in enumerate(chunks):
         request = chunk.request
         if video is not None:
             request = replace(request, conditioning=[*_continuation(video, chunk, tiling), *request.conditioning])
-        ctx = replace(pass_context(models, cfg, chunk.text, request, should_cancel), on_step=lambda _i, z: on_step(z))
+        ctx = replace(pass_context(models, cfg, chunk.text, request, should_cancel), on_step=lambda _i, z: reporter.step(z))
         latents = None
         if source is not None:
             latents = upsample_latents(models.vae, models.upsampler, source[:, :, chunk.start:chunk.start + chunk.length])
-        z = run_pass(ctx, plan_passes(cfg, request)[n], latents)
+        plan = plan_passes(cfg, request)[n]
+        reporter.starting(n, k, plan)
+        z = run_pass(ctx, plan, latents)
         if video is None:
             b, c, _, h, w = z.shape
             video = z.new_empty(b, c, chunks[-1].start + chunks[-1].length, h, w)

@@ -118,6 +118,10 @@ def stretch_to_terminal(t: Tensor, terminal: float) -> Tensor:
     if not 0 < terminal < 1:
         raise ValueError(f"target_shift_terminal must lie strictly between 0 and 1, got {terminal}")
     remaining = 1 - t
+    if remaining[-1] == 0:
+        # A one-step grid is [1.0]: its last timestep cannot move without moving the first (the official scheduler
+        # divides by zero here and samples NaN), so it stays a single step from pure noise.
+        return t
     factor = remaining[-1] / (1 - terminal)
     return 1 - (remaining / factor)
 

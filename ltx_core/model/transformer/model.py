@@ -159,7 +159,7 @@ class Transformer3D(nn.Module):
         if context_mask is not None:
             bias = ((1 - context_mask.to(dtype)) * MASKED_BIAS).view(b, 1, 1, -1)
         rope = rope_cos_sin(coords, cfg.inner_dim, cfg.positional_embedding_theta, cfg.positional_embedding_max_pos,
-                            dtype, complex_ok=not self.blocks_compiled)
+                            dtype, complex_ok=not (self.blocks_compiled or torch.compiler.is_compiling()))
 
         skips = self._layer_skips(skip_layer_mask, skip_layer_strategy, b, x.device, dtype)
         for block, skip in zip(self.transformer_blocks, skips, strict=True):
@@ -211,7 +211,8 @@ def inductor_unavailable(device_type: str) -> str | None:
 def _perturbed_layers(mask: Tensor) -> list[bool]:
     """Per layer, whether the (num_layers, B) skip mask perturbs any row. Blending with a mask of ones returns
     the unperturbed values exactly, so the other layers may skip the blend. Read from a CPU mask (the sampler
-    builds it there); reading a device mask would stall the host once per forward, so then every layer blends."""
-    if mask.device.type != "cpu":
+    builds it there); reading a device mask would stall the host once per forward, so then every layer blends, as
+    it does in a traced graph (torch.export, the OpenVINO backend), where the mask is an input without values."""
+    if mask.device.type != "cpu" or torch.compiler.is_compiling():
         return [True] * mask.shape[0]
     return (mask != 1).any(dim=1).tolist()
