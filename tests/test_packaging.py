@@ -1,5 +1,5 @@
 """Packaging: pyproject.toml as the Comfy Registry and ComfyUI-Manager read it (docs.comfy.org/registry/
-specifications), as pip builds it (`pip install .` installs the `ltx_core` package and its command), and as
+specifications), as pip builds it (`pip install .` installs the model stack as `ltxv_stack`, and its command), and as
 ComfyUI's own parser (comfy_config, run at node load) reads it; and the registry's code standards (no pip installs
 at run time, no eval/exec, nothing obfuscated)."""
 from __future__ import annotations
@@ -87,6 +87,21 @@ def test_comfy_registry_section():
     svg = ET.parse(path).getroot()
     width, height = (float(svg.get(k)) for k in ("width", "height"))
     assert width <= 800 and height <= 400, "the registry takes icons up to 800 x 400 px"
+
+
+def test_the_wheel_names_the_stack_ltxv_stack_with_every_subpackage():
+    """Installed, `ltx_core/` is `ltxv_stack` (PyPI's LTX-2 package owns the name ltx_core), with every folder."""
+    setuptools = PYPROJECT["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"ltxv_stack": "ltx_core"}
+    folders = sorted(".".join(("ltxv_stack",) + f.parent.relative_to(REPO / "ltx_core").parts)
+                     for f in (REPO / "ltx_core").rglob("__init__.py"))
+    assert sorted(setuptools["packages"]) == folders
+    assert PROJECT["scripts"]["ltxv-stack"] == "ltxv_stack.cli:main"
+    absolute = [str(p.relative_to(REPO)) for p in (REPO / "ltx_core").rglob("*.py")
+                for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("ltx_core")
+                or isinstance(node, ast.Import) and any(a.name.split(".")[0] == "ltx_core" for a in node.names)]
+    assert not absolute, f"absolute imports of ltx_core break the installed ltxv_stack: {absolute}"
 
 
 def test_pip_builds_the_metadata(tmp_path):
