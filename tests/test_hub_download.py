@@ -45,6 +45,12 @@ def test_every_recipe_names_its_hub_files(preset):
     assert cfg["text_encoder_model_name_or_path"] == D.TOKENIZER_REPO
 
 
+def test_the_downloaded_t5_is_a_file_the_loaders_know():
+    from ltx_core.presets import OFFICIAL_TEXT_ENCODERS
+
+    assert D.T5_FILE in OFFICIAL_TEXT_ENCODERS
+
+
 def test_a_config_naming_unofficial_files_downloads_only_the_text_encoder():
     cfg = dict(load_pipeline_config(PRESET), checkpoint_path="/models/my-finetune.safetensors",
                spatial_upscaler_model_path="my-upscaler.safetensors")

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..defaults import HF_REPO
-from ..presets import OFFICIAL_CHECKPOINTS, OFFICIAL_TEXT_ENCODERS, OFFICIAL_UPSAMPLERS
+from ..presets import OFFICIAL_CHECKPOINTS, OFFICIAL_UPSAMPLERS
 
 # T5 v1.1 XXL as one file (ComfyUI's release); fp16 keeps the encoder's full range for the bf16 the recipes run it in.
 T5_REPO = "comfyanonymous/flux_text_encoders"
-T5_FILE = "t5xxl_fp16.safetensors"
-if T5_FILE not in OFFICIAL_TEXT_ENCODERS:
-    raise AssertionError(f"{T5_FILE} is not among presets.OFFICIAL_TEXT_ENCODERS")
+T5_FILE = "t5xxl_fp16.safetensors"  # one of presets.OFFICIAL_TEXT_ENCODERS (tests/test_hub_download.py)
 # The repo every official config names in text_encoder_model_name_or_path; only its tokenizer is fetched.
 TOKENIZER_REPO = "PixArt-alpha/PixArt-XL-2-1024-MS"
 TOKENIZER_FILES = ("tokenizer/spiece.model", "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json")
