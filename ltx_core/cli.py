@@ -12,7 +12,6 @@ import contextlib
 import math
 import os
 import sys
-import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -424,22 +423,35 @@ def _output_file(a, n_frames: int, height: int, width: int) -> Path:
 
 
 class _Progress:
-    """One line on stderr, rewritten in place."""
+    """tqdm bars on stderr: one per pass (and per chunk of a long video), labelled with the pass, its size and its
+    steps, since `progress` counts steps over the whole run."""
 
-    def __init__(self, label="denoising", stream=None):
-        self.label, self.stream, self.t0, self.last = label, stream or sys.stderr, time.time(), -1.0
+    def __init__(self):
+        self.bar, self.steps_before = None, 0
+
+    def begin_pass(self, info) -> None:
+        self.close()
+        self.steps_before = info.steps_before
+        self.bar = _bar(info.steps, info.label)
 
     def __call__(self, step, total, _latents=None):
-        now = time.time()
-        if step < total and now - self.last < 0.2:
-            return
-        self.last = now
-        total = max(int(total), 1)
-        done = min(int(step), total)
-        bar = "#" * (24 * done // total)
-        end = "\n" if done >= total else ""
-        self.stream.write(f"\r{self.label} [{bar:<24}] {done}/{total} {now - self.t0:6.1f}s{end}")
-        self.stream.flush()
+        if self.bar is None:  # a run that announces no passes: one bar over all its steps
+            self.bar = _bar(total, "denoising")
+        self.bar.n = min(int(step) - self.steps_before, self.bar.total)
+        self.bar.refresh()
+        if self.bar.n >= self.bar.total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _bar(total: int, label: str):
+    from tqdm import tqdm  # huggingface_hub's and transformers' dependency: the same bars as the downloads
+
+    return tqdm(total=max(int(total), 1), desc=label, unit="step", file=sys.stderr, dynamic_ncols=True)
 
 
 def _log(msg: str):
@@ -597,9 +609,11 @@ def run_generation(a, prep):
                                     streaming=a.offload_to_cpu)
             streaming = stream_blocks(models.transformer, device) if a.offload_to_cpu else contextlib.nullcontext()
             with torch.no_grad(), streaming:
+                progress = _Progress()
                 if tiling is None:
-                    return generate(models, cfg, texts[0], request, progress=_Progress()), None
-                res = generate_long(models, cfg, texts, replace(request, output="latents"), tiling, progress=_Progress())
+                    return generate(models, cfg, texts[0], request, progress=progress, on_pass=progress.begin_pass), None
+                res = generate_long(models, cfg, texts, replace(request, output="latents"), tiling, progress=progress,
+                                    on_pass=progress.begin_pass)
             # A long video is decoded and written piece by piece: it is never held decoded in float32.
             return res, decode_output_pieces(models.vae, cfg, request, res.latents)
         except MemoryRefusal as e:

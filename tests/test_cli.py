@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from ltx_core import cli
 from ltx_core.conditioning import media as M
 from ltx_core.video_io import write_mp4
+from ltx_core.pipelines.generation import PassInfo
 from video_files import read_video_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,11 +259,13 @@ class _Result:
 def _fake_generate(calls):
     """Stands in for ltx_core.generate: records what reached it, returns a recognisable video."""
 
-    def generate(models, cfg, text, request, *, progress=None, should_cancel=None):  # noqa: ARG001
+    def generate(models, cfg, text, request, *, progress=None, should_cancel=None, on_pass=None):  # noqa: ARG001
         calls.append(dict(vars(request), cfg=cfg, embeds=text.embeds, mask=text.mask, neg=text.negative_embeds,
                           upsampler=models.upsampler, scheduler_config=models.scheduler_config))
-        for i in range(3):
-            progress(i + 1, 3, None)
+        for number, steps_before in ((1, 0), (2, 3)):  # two passes of 3 steps; `progress` counts over the run
+            on_pass(PassInfo(number, 2, 3, steps_before, request.height, request.width))
+            for i in range(3):
+                progress(steps_before + i + 1, 6, None)
         n, h, w = request.num_frames, request.height, request.width
         t = torch.linspace(0, 1, n)[None, None, :, None, None]
         video = (t * torch.ones(1, 3, n, h, w)).clamp(0, 1)
@@ -307,7 +310,9 @@ def test_cli_plumbing_with_tiny_files(tiny_files, tmp_path, capsys, monkeypatch)
     frames_out, fps = read_video_frames(out)
     assert frames_out.shape == (17, 40, 56, 3) and abs(fps - 12) < 1e-6
     assert load_file(str(lat))["latents"].eq(5.0).all()
-    assert "output saved to" in err and "3/3" in err
+    assert "output saved to" in err
+    # a bar per pass, each labelled and run to its end (tqdm's "3/3")
+    assert err.count("3/3") >= 2 and "pass 1/2" in err and "pass 2/2" in err, err
 
 
 def test_cli_default_output_folder_and_png(tiny_files, tmp_path, capsys, monkeypatch):
