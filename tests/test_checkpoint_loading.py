@@ -211,3 +211,15 @@ def test_refuses_bad_metadata_json(tmp_path, good_file):
 def test_rejects_unknown_dtype(good_file):
     with pytest.raises(ValueError, match="unsupported weight dtype 'int8'.*allowed"):
         load_checkpoint(good_file, dtype="int8")
+
+
+def test_transformer_on_meta_is_checked_but_not_read(tmp_path, good_file):
+    """A backend that converts the transformer from the file itself (OpenVINO) takes its config from a skeleton:
+    the transformer is checked against the file and left on the meta device (no weight read), the VAE loads."""
+    ck = load_checkpoint(good_file, transformer_device="meta")
+    assert {p.device.type for p in ck.transformer.parameters()} == {"meta"}
+    assert ck.transformer.config == load_checkpoint(good_file).transformer.config
+    assert {p.device.type for p in ck.vae.parameters()} == {"cpu"}
+    p = _rewrite(tmp_path, good_file, lambda t: t.pop("model.diffusion_model.proj_out.weight"))
+    with pytest.raises(ModelFileError, match="proj_out.weight"):
+        load_checkpoint(p, transformer_device="meta")

@@ -47,21 +47,24 @@ class Companion:
     vae_config: object = None  # a dict or a VideoVAEConfig
 
 
-def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None, companion: Companion = Companion()
-                    ) -> Checkpoint:
+def load_checkpoint(path, device="cpu", dtype=torch.float32, vae_dtype=None, companion: Companion = Companion(),
+                    transformer_device=None) -> Checkpoint:
     """`dtype` is the transformer's weight dtype (fp8 means fp8 storage, bf16 compute; the compute dtype for a
-    GGUF file); the VAE gets `vae_dtype`, by default the same, or bf16 when the transformer is stored in fp8."""
+    GGUF file); the VAE gets `vae_dtype`, by default the same, or bf16 when the transformer is stored in fp8.
+    `transformer_device` (default `device`) "meta": the transformer is checked against the file but not read, for
+    a backend that converts it from the file itself."""
     dtype = parse_dtype(dtype)
     vae_dtype = parse_dtype(vae_dtype) if vae_dtype is not None else (FP8_COMPUTE if dtype in FP8 else dtype)
     if vae_dtype in FP8:
         raise ValueError("the VAE cannot be stored in fp8; choose float32, bfloat16 or float16 for it")
     path = Path(path)
+    devices = (transformer_device or device, device)
     if path.is_dir():
-        return _load_diffusers_folder(path, device, dtype, vae_dtype)
+        return _load_diffusers_folder(path, devices, dtype, vae_dtype)
     if is_gguf(path):
-        return _load_gguf(path, device, dtype, companion)
+        return _load_gguf(path, devices[0], dtype, companion)
     with SafetensorsFile(path) as f:
-        return _load_single_file(f, device, dtype, vae_dtype, companion)
+        return _load_single_file(f, devices, dtype, vae_dtype, companion)
 
 
 def holds_vae(path) -> bool:
@@ -144,7 +147,8 @@ def _split_single_file(f: SafetensorsFile):
     return transformer, vae
 
 
-def _load_single_file(f: SafetensorsFile, device, dtype, vae_dtype, companion: Companion) -> Checkpoint:
+def _load_single_file(f: SafetensorsFile, devices, dtype, vae_dtype, companion: Companion) -> Checkpoint:
+    """`devices`: (the transformer's, the VAE's)."""
     transformer_src, vae_src = _split_single_file(f)
     vae_src = _official_vae_source(vae_src)
     configs = f.json_metadata("config")
@@ -164,9 +168,9 @@ def _load_single_file(f: SafetensorsFile, device, dtype, vae_dtype, companion: C
             raise ModelFileError(f.path, "metadata entry 'config' is not a JSON object")
     transformer = vae = None
     if transformer_src:
-        transformer = _build_transformer(f.path, configs, transformer_src, device, dtype)
+        transformer = _build_transformer(f.path, configs, transformer_src, devices[0], dtype)
     if vae_src:
-        vae = _build_vae(f.path, configs, vae_src, device, vae_dtype)
+        vae = _build_vae(f.path, configs, vae_src, devices[1], vae_dtype)
     return Checkpoint(path=str(f.path), transformer=transformer, vae=vae,
                       config={k: configs.get(k) for k in ("transformer", "vae", "scheduler")},
                       allowed_inference_steps=configs.get("allowed_inference_steps"),
@@ -224,7 +228,8 @@ def _build_vae(path, configs, source, device, dtype) -> VideoVAE:
     return model
 
 
-def _load_diffusers_folder(path: Path, device, dtype, vae_dtype) -> Checkpoint:
+def _load_diffusers_folder(path: Path, devices, dtype, vae_dtype) -> Checkpoint:
+    """`devices`: (the transformer's, the VAE's)."""
     parts = {name: path / name for name in ("transformer", "vae") if (path / name).is_dir()}
     if not parts:
         raise ModelFileError(path, "a folder must be in diffusers layout, with a 'transformer/' and/or 'vae/' "
@@ -237,7 +242,7 @@ def _load_diffusers_folder(path: Path, device, dtype, vae_dtype) -> Checkpoint:
         configs["transformer"] = _convert_config(folder, diffusers_format.transformer_config_from_diffusers, d_cfg)
         with tensor_sources(weights) as files:
             source = _rekey(files, {k: diffusers_format.transformer_key_from_diffusers(k) for k in files})
-            transformer = _build_transformer(folder, configs, source, device, dtype)
+            transformer = _build_transformer(folder, configs, source, devices[0], dtype)
     if "vae" in parts:
         folder = parts["vae"]
         d_cfg, weights = _diffusers_part(folder)
@@ -247,7 +252,7 @@ def _load_diffusers_folder(path: Path, device, dtype, vae_dtype) -> Checkpoint:
                 key_map = diffusers_format.vae_key_map_from_diffusers(list(files), d_cfg)
             except ValueError as e:
                 raise ModelFileError(folder, str(e)) from None
-            vae = _build_vae(folder, configs, _rekey(files, key_map), device, vae_dtype)
+            vae = _build_vae(folder, configs, _rekey(files, key_map), devices[1], vae_dtype)
     configs["scheduler"] = detect.default_scheduler_config(configs.get("vae"))
     return Checkpoint(path=str(path), transformer=transformer, vae=vae, config=configs, config_source="diffusers",
                       notes=["diffusers-format folder: configs converted to the official format"])

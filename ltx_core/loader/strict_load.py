@@ -47,8 +47,11 @@ def check_against(model: nn.Module, source: TensorSource, path, what: str) -> No
 def load_strict(model: nn.Module, source: TensorSource, path, what: str,
                 dtype_for: Callable[[str], torch.dtype], device) -> nn.Module:
     """`model` must be on the meta device; `dtype_for(model_key)` picks the dtype of each floating-point tensor
-    (other tensors keep their stored dtype)."""
+    (other tensors keep their stored dtype). `device` "meta" checks the file and reads nothing."""
     check_against(model, source, path, what)
+    if torch.device(device).type == "meta":
+        # Checked and left unread: the skeleton (config, keys, shapes) of a model another runtime reads from the file.
+        return model.eval().requires_grad_(False)
     state = {}
     for k, src in source.items():
         if isinstance(src, torch.Tensor):
