@@ -276,3 +276,91 @@ def test_a_lora_on_an_openvino_model_is_refused_by_name(tmp_path):
     assert read_lora(path, eager).patches  # the same file applies to the torch model
     with pytest.raises(ModelFileError, match="runs on openvino: load the checkpoint with backend torch"):
         read_lora(path, _ov("2b", "fp32"))
+
+
+# The VAE decoder (measured, tiny VAEs, CPU): fp32 decodes differ from eager by ~1.5e-6 at every size and tiling;
+# int8 by 1.6-1.8e-2 (0.9.5) and 2.0-2.3e-2 (0.9.0); int4 is made int8 for the decoder (see OVVideoDecoder).
+VAE_INT8_TOL = 5e-2
+
+
+def _ov_vae(layout: str, weights: str):
+    """(eager VAE, a copy with its decoder on OpenVINO, the note); `vae_pair` is cached, hence the copy."""
+    import copy
+
+    from ltx_core.openvino import decoder_to_openvino
+
+    eager = pf.vae_pair(layout)[1]
+    ov = copy.deepcopy(eager)
+    note = decoder_to_openvino(ov, {"tiny_vae": layout}, OVSettings("CPU", weights), lambda: eager.decoder)
+    return eager, ov, note
+
+
+def _latents(vae, batch, frames, height, width, seed=0):
+    return torch.randn(batch, vae.latent_channels, frames, height, width, generator=torch.Generator().manual_seed(seed))
+
+
+def test_vae_decoder_fp32_equals_eager_at_any_size_and_tiling_without_reconverting():
+    """0.9.0 layout (no timestep): one conversion serves other batch sizes, frame counts, sizes and every tile of a
+    tiled decode (the tiling code stays torch and calls the converted decoder per tile); a second wrapper of the
+    same weights reads the cache."""
+    from ltx_core.model.video_vae import TilingConfig
+
+    eager, ov, note = _ov_vae("0.9.0", "fp32")
+    assert note == "VAE decoder: OpenVINO, fp32 weights on CPU"
+    for shape, tiling in [((1, 3, 3, 4), None), ((2, 2, 5, 3), None), ((1, 4, 4, 6), TilingConfig(64, 32, 16, 8))]:
+        z = _latents(eager, *shape)
+        got, want = ov.decode(z, tiling=tiling), eager.decode(z, tiling=tiling)
+        assert got.shape == want.shape and pf.rel_l2(got, want) <= FP32_TOL
+    assert ov.decoder.converted == ["decoder"]
+    _, again, _ = _ov_vae("0.9.0", "fp32")
+    again.decode(_latents(eager, 1, 2, 2, 2))
+    assert again.decoder.converted == []
+    with pytest.raises(ValueError, match="takes no timestep"):
+        again.decoder(_latents(eager, 1, 2, 2, 2), torch.zeros(1))
+
+
+def test_vae_decoder_int8_within_the_measured_bound_and_int4_made_int8():
+    eager, ov, note = _ov_vae("0.9.0", "int8")
+    z = _latents(eager, 1, 3, 3, 4)
+    assert 1e-4 < pf.rel_l2(ov.decode(z), eager.decode(z)) <= VAE_INT8_TOL  # compressed for real, and close
+    assert _ov_vae("0.9.0", "int4")[2] == "VAE decoder: OpenVINO, int8 weights on CPU"  # lazy: nothing converted
+
+
+def test_a_noise_injecting_vae_decoder_stays_torch():
+    eager, ov, note = _ov_vae("0.9.1", "fp32")
+    assert "VAE decoder: torch" in note and "noise" in note
+    assert type(ov.decoder) is type(eager.decoder)
+
+
+def test_checkpoint_vae_decoder_runs_on_openvino(tmp_path):
+    """load_video_model with backend openvino: the 0.9.5 (timestep-conditioned) decoder converted from the file,
+    keyed on it; the decode (per-sample timesteps, two sizes) equals the eager one; the encoder stays torch."""
+    import official_files
+    from ltx_core.openvino import OVVideoDecoder
+
+    path = tmp_path / "tiny.safetensors"
+    official_files.tiny_checkpoint(path)  # its VAE: the weights of pf.vae_pair("0.9.5")
+    ck = load_video_model(path, LoadOptions(dtype="float32", backend="openvino", ov_weights="fp32"))
+    assert isinstance(ck.vae.decoder, OVVideoDecoder)
+    assert ck.notes[-1] == "VAE decoder: OpenVINO, fp32 weights on CPU"
+    assert next(ck.vae.encoder.parameters()).dtype == torch.float32
+    eager = pf.vae_pair("0.9.5")[1]
+    for shape, timestep in [((2, 3, 3, 4), torch.tensor([0.05, 0.2])), ((1, 2, 2, 5), 0.05)]:
+        z = _latents(eager, *shape)
+        assert pf.rel_l2(ck.vae.decode(z, timestep), eager.decode(z, timestep)) <= FP32_TOL
+    assert ck.vae.decoder.converted == ["decoder"]
+
+
+@pytest.mark.parametrize("layout", ["0.9.0", "0.9.5"])
+def test_vae_plain_tracing_path_computes_what_the_fast_path_does(layout, monkeypatch):
+    """The whole-tensor ops the decoder takes while torch.export traces it (no frame slices, no writes into views),
+    run eagerly: the fast path's result (measured: identical at these sizes)."""
+    from ltx_core.model.video_vae import blocks, convs, norms
+
+    vae = pf.vae_pair(layout)[1]
+    z = _latents(vae, 2, 3, 3, 4)
+    timestep = 0.05 if vae.timestep_conditioning else None
+    want = vae.decode(z, timestep)
+    for module in (blocks, convs, norms):
+        monkeypatch.setattr(module, "tracing", lambda: True)
+    assert pf.rel_l2(vae.decode(z, timestep), want) <= 1e-6

@@ -15,7 +15,7 @@ from ..loader.vae_file import load_vae_file
 from ..loader.precision import FP8, FP8_COMPUTE, parse_dtype
 from ..model.transformer import inductor_unavailable
 from ..defaults import BACKENDS, OV_WEIGHTS
-from ..openvino import OVSettings, OVTransformer, backend_problem, openvino_text_encoder
+from ..openvino import OVSettings, OVTransformer, backend_problem, decoder_to_openvino, openvino_text_encoder
 from ..openvino.cache import file_identity
 
 
@@ -32,8 +32,8 @@ class LoadOptions:
     """How to load a checkpoint: weight dtype (fp8: storage, computed in bf16), the VAE's (None: the same, bf16
     next to fp8), where the weights go, where the model runs (compile target; default `device`), fp8 matmuls
     (float8_e4m3fn weights only), regional torch.compile of the blocks. `backend` "openvino": the transformer is
-    converted from float32 weights to an OpenVINO model with `ov_weights` (`OV_WEIGHTS`) run on `ov_device`; the
-    VAE stays in torch with `vae_dtype` (default: `dtype`)."""
+    converted from float32 weights to an OpenVINO model with `ov_weights` (`OV_WEIGHTS`) run on `ov_device`, and so
+    is the VAE's decoder; the VAE's encoder (image conditioning) stays in torch with `vae_dtype` (default: `dtype`)."""
 
     dtype: str | torch.dtype = torch.bfloat16
     vae_dtype: str | torch.dtype | None = None
@@ -98,6 +98,9 @@ def load_video_model(path, options: LoadOptions, vae_path=None) -> Checkpoint:
         if ck.vae is not None:
             ck.notes.append(f"the checkpoint's VAE replaced by {vae.path}")
         ck.vae, ck.config = vae.vae, {**ck.config, "vae": vae.config["vae"]}
+        if options.backend == "openvino":
+            ck.notes.append(_vae_decoder_to_openvino(ck.vae, vae.path, options, lambda: load_vae_file(
+                vae.path, dtype=torch.float32).vae.decoder))
     return ck
 
 
@@ -109,12 +112,10 @@ def load_model_file(path, options: LoadOptions, vae_config=None) -> Checkpoint:
         raise OptionError("backend", f"{Path(path).name}: a GGUF file's quantized weights cannot be converted to "
                                      "OpenVINO; use the original .safetensors checkpoint with ov_weights int8 or int4 "
                                      "(OpenVINO compresses the weights itself), or the torch backend for this file")
-    dtype, vae_dtype = options.dtype, options.vae_dtype
-    if options.backend == "openvino":
-        # Only the torch transformer's config is used (a conversion reloads float32 weights): the smallest storage.
-        dtype, vae_dtype = torch.float8_e4m3fn, companion_dtype(options.vae_dtype or options.dtype)
-    ck = load_checkpoint(path, device=options.device, dtype=dtype, vae_dtype=vae_dtype,
-                         companion=Companion(options.release, vae_config))
+    # OpenVINO converts the transformer from the file itself (or reads its cache): here it is only checked, not read.
+    ck = load_checkpoint(path, device=options.device, dtype=options.dtype, vae_dtype=options.vae_dtype,
+                         companion=Companion(options.release, vae_config),
+                         transformer_device="meta" if options.backend == "openvino" else None)
     if ck.transformer is None:
         raise ModelFileError(path, "holds only a VAE, no transformer; pick a full LTX-Video checkpoint")
     if options.backend == "openvino":
@@ -127,8 +128,9 @@ def load_model_file(path, options: LoadOptions, vae_config=None) -> Checkpoint:
 
 
 def _to_openvino(ck: Checkpoint, path, options: LoadOptions, vae_config) -> Checkpoint:
-    """The checkpoint with its transformer run by OpenVINO. The torch weights are freed here; a graph not yet in
-    the disk cache is converted from the file loaded again in float32 (only the first run with a file pays that)."""
+    """The checkpoint with its transformer and VAE decoder run by OpenVINO. The torch weights are freed here; a graph
+    not yet in the disk cache is converted from the file loaded again in float32 (only the first run with a file pays
+    that)."""
     settings = OVSettings(options.ov_device, options.ov_weights)
 
     def float32_model():
@@ -136,7 +138,16 @@ def _to_openvino(ck: Checkpoint, path, options: LoadOptions, vae_config) -> Chec
 
     ck.transformer = OVTransformer(ck.transformer.config, file_identity(path), settings, float32_model)
     ck.notes.append(f"transformer: OpenVINO, {settings.weights} weights on {settings.device}")
+    if ck.vae is not None and vae_config is None:  # else another file's VAE decodes (load_video_model converts it)
+        ck.notes.append(_vae_decoder_to_openvino(ck.vae, path, options, lambda: load_checkpoint(
+            path, dtype=torch.float32, companion=Companion(options.release), transformer_device="meta").vae.decoder))
     return ck
+
+
+def _vae_decoder_to_openvino(vae, path, options: LoadOptions, float32_decoder) -> str:
+    """The VAE of the file at `path` with its decoder on OpenVINO, keyed on the file; the note saying where it runs."""
+    return decoder_to_openvino(vae, file_identity(path), OVSettings(options.ov_device, options.ov_weights),
+                               float32_decoder)
 
 
 def text_encoder_on_backend(text_encoder, path, options: LoadOptions):

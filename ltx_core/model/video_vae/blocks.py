@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .chunks import tracing
 from .convs import CausalConv3d
 from .norms import ChannelLayerNorm, make_norm
 
@@ -172,6 +173,8 @@ class DepthToSpaceUp(nn.Module):
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
         p1, p2, p3 = self.stride
+        if tracing():
+            return self._unfold_whole(x, causal)[:, :, p1 - 1 :]
         b, _, d, h, w = x.shape
         c = self.conv.conv.out_channels // math.prod(self.stride)
         # Each slice of the conv output is unfolded straight into the result, seen in the conv output's
@@ -191,3 +194,13 @@ class DepthToSpaceUp(nn.Module):
             del y, src
         # Time upsampling makes 2 frames of the first latent frame, which only stands for 1 pixel frame.
         return out[:, :, p1 - 1 :]
+
+    def _unfold_whole(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
+        """What forward writes slice by slice, as whole-tensor ops (for tracing: sizes are symbolic there)."""
+        p1, p2, p3 = self.stride
+        unfold = "b (c p1 p2 p3) d h w -> b c (d p1) (h p2) (w p3)"
+        out = rearrange(self.conv(x, causal), unfold, p1=p1, p2=p2, p3=p3)
+        if self.residual:
+            skip = rearrange(x, unfold, p1=p1, p2=p2, p3=p3)
+            out = out + skip.repeat(1, out.shape[1] // skip.shape[1], 1, 1, 1)
+        return out

@@ -5,6 +5,12 @@ import torch
 CHUNK_BYTES = 64 << 20
 
 
+def tracing() -> bool:
+    """True while torch.export traces the model (the OpenVINO backend): sizes are then symbolic, so the fast paths'
+    slicing by frames and writes into views of preallocated tensors give way to plain functional ops."""
+    return torch.compiler.is_compiling()
+
+
 def frame_slices(x: torch.Tensor, growth: float = 1.0) -> list[tuple[int, int]]:
     """[start, stop) frame ranges covering x's axis 2, for an op whose output is `growth` times x's size."""
     frames, size = x.shape[2], x.numel() * x.element_size() * max(growth, 1.0)

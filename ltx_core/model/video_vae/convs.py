@@ -5,7 +5,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .chunks import frame_slices
+from .chunks import frame_slices, tracing
+
+
+def _time_padding(causal: bool) -> tuple[int, int]:
+    """Edge frames repeated (before, after) the video."""
+    return (2, 0) if causal else (1, 1)
 
 
 class CausalConv3d(nn.Module):
@@ -35,7 +40,7 @@ class CausalConv3d(nn.Module):
         """Yield (start, stop, output frames start..stop-1). With `inplace` the slices come last first and the
         caller may overwrite x's frames start..stop-1 with each one before taking the next: every slice is
         still computed from x's original frames."""
-        before, after = (2, 0) if causal else (1, 1)
+        before, after = _time_padding(causal)
         frames = x.shape[2]
         growth = self.conv.out_channels / self.conv.in_channels
         slices = frame_slices(x, growth) if self.conv.stride == (1, 1, 1) else [(0, frames)]
@@ -52,6 +57,8 @@ class CausalConv3d(nn.Module):
 
     def forward(self, x: torch.Tensor, causal: bool = True, inplace: bool = False) -> torch.Tensor:
         """inplace: the result may be written into x (same channel count only); x must not be used after."""
+        if tracing():
+            return self.conv(self._pad(x, *_time_padding(causal)))
         out = None
         for start, stop, y in self.chunks(x, causal, inplace):
             if stop - start == x.shape[2]:

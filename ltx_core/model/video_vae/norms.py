@@ -6,13 +6,15 @@ reuse its memory; the affine norms cannot and ignore it.
 import torch
 from torch import nn
 
-from .chunks import frame_slices
+from .chunks import frame_slices, tracing
 
 
 class PixelNorm(nn.Module):
     """x / sqrt(mean over channels of x^2 + 1e-8)."""
 
     def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        if tracing():
+            return x / torch.sqrt(torch.mean(x**2, dim=1, keepdim=True) + 1e-8)
         out = x if inplace else torch.empty_like(x, memory_format=torch.contiguous_format)
         # The official arithmetic, slice by slice so that its x**2 temporary stays small.
         for start, stop in frame_slices(x):
