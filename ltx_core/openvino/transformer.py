@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..model.transformer import SkipLayerStrategy, Transformer3D, TransformerConfig
+from ..model.transformer.model import checked_token_inputs
 from .export import export_to_openvino
 from .graphs import GraphSet
 from .runtime import check_device
@@ -76,12 +77,8 @@ class OVTransformer(nn.Module):
     def forward_tokens(self, tokens: Tensor, coords: Tensor, timestep: Tensor, context: Tensor,
                        context_mask: Tensor | None = None, skip_layer_mask: Tensor | None = None,
                        skip_layer_strategy: SkipLayerStrategy | str | None = None) -> Tensor:
-        b, n, _ = tokens.shape
-        if coords.shape != (b, 3, n):
-            raise ValueError(f"coords must be (batch, 3, tokens) = {(b, 3, n)}, got {tuple(coords.shape)}")
-        timestep = timestep.reshape(b, -1)
-        if timestep.shape[1] not in (1, n):
-            raise ValueError(f"timestep must hold 1 or {n} values per batch row, got {timestep.shape[1]}")
+        b = tokens.shape[0]
+        timestep = checked_token_inputs(tokens, coords, timestep)
         strategy = None if skip_layer_strategy is None else SkipLayerStrategy(skip_layer_strategy)
         if strategy is SkipLayerStrategy.Residual:  # perturbs nothing (see stg.py): the plain graph
             strategy = None

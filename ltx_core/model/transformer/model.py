@@ -141,12 +141,8 @@ class Transformer3D(nn.Module):
         that batch row; it has no effect without a strategy. Returns (B, N, out_channels) in the tokens' dtype."""
         cfg = self.config
         dtype = self.compute_dtype
-        b, n, _ = tokens.shape
-        if coords.shape != (b, 3, n):
-            raise ValueError(f"coords must be (batch, 3, tokens) = {(b, 3, n)}, got {tuple(coords.shape)}")
-        timestep = timestep.reshape(b, -1)
-        if timestep.shape[1] not in (1, n):
-            raise ValueError(f"timestep must hold 1 or {n} values per batch row, got {timestep.shape[1]}")
+        b, _, _ = tokens.shape
+        timestep = checked_token_inputs(tokens, coords, timestep)
         if cfg.timestep_scale_multiplier is not None:
             timestep = timestep * cfg.timestep_scale_multiplier
 
@@ -206,6 +202,17 @@ def inductor_unavailable(device_type: str) -> str | None:
         return None if any(n and shutil.which(n) for n in names) else (
             "torch.compile on the CPU needs a C++ compiler (g++ or clang++) on PATH; or turn compile off")
     return None
+
+
+def checked_token_inputs(tokens: Tensor, coords: Tensor, timestep: Tensor) -> Tensor:
+    """`forward_tokens`' checks of coords and timestep against the tokens (B, N, C); the timestep as (B, 1 or N)."""
+    b, n, _ = tokens.shape
+    if coords.shape != (b, 3, n):
+        raise ValueError(f"coords must be (batch, 3, tokens) = {(b, 3, n)}, got {tuple(coords.shape)}")
+    timestep = timestep.reshape(b, -1)
+    if timestep.shape[1] not in (1, n):
+        raise ValueError(f"timestep must hold 1 or {n} values per batch row, got {timestep.shape[1]}")
+    return timestep
 
 
 def _perturbed_layers(mask: Tensor) -> list[bool]:
