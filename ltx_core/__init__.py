@@ -22,7 +22,7 @@ _EXPORTS = {
     "load_video_model": ".app.loading",
     "load_model_file": ".app.loading",
     "check_vae_fits": ".app.loading",
-    "text_encoder_on_backend": ".app.loading",
+    "load_text_encoder_on_backend": ".app.loading",
     "load_vae_file": ".loader.vae_file",
     "holds_vae": ".loader.checkpoint",
     "transformer_only": ".loader.checkpoint",

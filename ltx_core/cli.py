@@ -548,8 +548,8 @@ def _load(a, prep, device):
     """Text first (the encoder is freed before the transformer loads: peak memory is the larger of the two, not
     their sum), then the video model and the upsampler."""
 
-    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_chunk_prompts, load_text_encoder,
-                   load_upsampler, load_video_model, read_lora, text_encoder_on_backend)
+    from . import (LoadOptions, LoraUse, Models, OptionError, companion_dtype, encode_chunk_prompts,
+                   load_text_encoder_on_backend, load_upsampler, load_video_model, read_lora)
 
     dtype = prep["dtype"]
     options = LoadOptions(dtype=dtype, device="cpu" if a.offload_to_cpu else device, compute_device=device,
@@ -559,9 +559,8 @@ def _load(a, prep, device):
         try:
             options.check()  # before minutes of loading
             _log(f"loading text encoder {prep['text_encoder']}")
-            text_encoder = load_text_encoder(str(prep["text_encoder"]), device=device, dtype=dtype,
-                                             tokenizer_path=prep["tokenizer"])
-            text_encoder = text_encoder_on_backend(text_encoder, str(prep["text_encoder"]), options)
+            text_encoder = load_text_encoder_on_backend(str(prep["text_encoder"]), options, device, dtype,
+                                                        tokenizer_path=prep["tokenizer"])
             texts = encode_chunk_prompts(text_encoder, prep["prompts"], a.negative_prompt)
             _log(f"loading checkpoint {prep['checkpoint']}")
             vae_path = a.vae_path and Path(a.vae_path).expanduser()

@@ -246,16 +246,15 @@ def test_cli_openvino_run_equals_the_torch_run(tiny_files, tmp_path, capsys):
 @pytest.mark.parametrize("weights, bound", [("fp32", 1e-5), ("int8", 3e-2)])
 def test_t5_encoder_on_openvino(tiny_files, weights, bound, tmp_path, monkeypatch):
     """The T5 encoder converted (batch and length dynamic): the embeddings of the torch encoder (measured: fp32
-    5e-7, int8 2.1e-2); a second load reads the cache."""
+    5e-7, int8 2.1e-2); a second load reads the cache (and, like the first, no torch weights: only a check)."""
     monkeypatch.setenv("LTX_OPENVINO_CACHE", str(tmp_path))  # its own: the CLI test converts the same file
-    from ltx_core import load_text_encoder
-    from ltx_core.app.loading import text_encoder_on_backend
+    from ltx_core import load_text_encoder, load_text_encoder_on_backend
 
     path = str(tiny_files["text_encoder"])
     prompts = ["a red fox running through snow", "rain"]
     want, want_mask = load_text_encoder(path, dtype=torch.float32).encode(prompts)
     options = LoadOptions(dtype="float32", backend="openvino", ov_weights=weights)
-    encoders = [text_encoder_on_backend(load_text_encoder(path, dtype=torch.float32), path, options) for _ in "ab"]
+    encoders = [load_text_encoder_on_backend(path, options, "cpu", torch.float32) for _ in "ab"]
     for encoder in encoders:
         got, mask = encoder.encode(prompts)
         assert got.dtype == torch.float32 and torch.equal(mask, want_mask)

@@ -307,3 +307,16 @@ def test_refuses_truncated_file(tiny, t5_tokenizer_dir, tmp_path):
     p = tmp_path / "t5xxl_fp16.safetensors"
     p.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     _refused(p, str(p), "truncated", tokenizer_path=t5_tokenizer_dir)
+
+
+
+def test_meta_device_checks_the_file_and_reads_no_weight(tiny, t5_tokenizer_dir, tmp_path):
+    """A backend that converts T5 from the file itself (OpenVINO) takes a skeleton: checked, left unread."""
+    state = encoder_state(tiny, torch.float32)
+    te = load_text_encoder(save_single(state, tmp_path / "t5.safetensors"), device="meta",
+                           tokenizer_path=t5_tokenizer_dir)
+    assert {p.device.type for p in te.model.parameters()} == {"meta"}
+    state.pop(sorted(k for k in state if k.endswith(".weight"))[-1])
+    with pytest.raises(ModelFileError, match="missing"):
+        load_text_encoder(save_single(state, tmp_path / "partial.safetensors"), device="meta",
+                          tokenizer_path=t5_tokenizer_dir)

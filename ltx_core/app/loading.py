@@ -11,6 +11,7 @@ from ..loader.checkpoint import Checkpoint, Companion, load_checkpoint, transfor
 from ..loader.errors import ModelFileError
 from ..loader.gguf_file import is_gguf
 from ..loader.releases import RELEASE_CHOICES, vae_generation
+from ..loader.text_encoder_files import load_text_encoder
 from ..loader.vae_file import load_vae_file
 from ..loader.precision import FP8, FP8_COMPUTE, parse_dtype
 from ..model.transformer import inductor_unavailable
@@ -150,12 +151,14 @@ def _vae_decoder_to_openvino(vae, path, options: LoadOptions, float32_decoder) -
                                float32_decoder)
 
 
-def text_encoder_on_backend(text_encoder, path, options: LoadOptions):
-    """`text_encoder` (a T5TextEncoder loaded from `path`) with its encoder run by the options' backend: as it is
-    for torch; for openvino converted (first run, from the file in float32) or read from the disk cache."""
+def load_text_encoder_on_backend(path, options: LoadOptions, device, dtype, tokenizer_path=None):
+    """The T5 encoder of `path` run by the options' backend: for torch, its weights on `device` in `dtype`; for
+    openvino only checked here (its weights stay unread) and converted from the file on the first run, read from
+    the disk cache after."""
     if options.backend != "openvino":
-        return text_encoder
-    return openvino_text_encoder(text_encoder, path, OVSettings(options.ov_device, options.ov_weights))
+        return load_text_encoder(path, device=device, dtype=dtype, tokenizer_path=tokenizer_path)
+    skeleton = load_text_encoder(path, device="meta", dtype=torch.float32, tokenizer_path=tokenizer_path)
+    return openvino_text_encoder(skeleton, path, OVSettings(options.ov_device, options.ov_weights))
 
 
 def check_vae_fits(ck: Checkpoint, vae_config, vae_name) -> None:

@@ -47,7 +47,8 @@ def load_text_encoder(path, device="cpu", dtype=torch.float32, tokenizer_path=No
     fp8, everything computed in bf16). An fp8 file loaded with a non-fp8 dtype is upcast once, at load.
     A single file's tokenizer is looked for next to it, then in `tokenizer_dirs` (e.g. the copy a host
     application ships); `tokenizer_path` names it outright.
-    The tokenizer is found and checked before any weight is read, so a missing one costs no loading time."""
+    The tokenizer is found and checked before any weight is read, so a missing one costs no loading time.
+    `device` "meta": the weights are checked against the file and left unread."""
     dtype = parse_dtype(dtype)
     path = Path(path)
     if path.is_dir():
@@ -174,6 +175,8 @@ def _build(path, config: T5Config, source: dict, device, dtype) -> T5EncoderMode
             raise ModelFileError(f.path, f"tensor {key!r} is stored as {f.dtype(key)}; only float32/bfloat16/"
                                          "float16/fp8 weights are supported")
     check_against(model, source, path, WHAT)
+    if torch.device(device).type == "meta":  # checked, not read: another runtime reads the weights from the file
+        return model.eval().requires_grad_(False)
 
     linear_weights = {f"{name}.weight" for name in linears}
     # What transformers does when it loads T5 in fp16: the modules it names stay in float32.
