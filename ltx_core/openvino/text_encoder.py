@@ -42,9 +42,8 @@ class OVT5Encoder(nn.Module):
         return self._graphs.converted
 
     def forward(self, input_ids, attention_mask):
-        inputs = [input_ids.to("cpu", torch.int64).numpy(), attention_mask.to("cpu", torch.int64).numpy()]
-        hidden = self._graphs.infer("encoder", inputs, self._convert)
-        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden))
+        hidden = self._graphs.infer("encoder", [input_ids, attention_mask], self._convert)
+        return SimpleNamespace(last_hidden_state=hidden)
 
     def _convert(self):
         from torch.export import Dim

@@ -83,18 +83,17 @@ class OVTransformer(nn.Module):
         if strategy is SkipLayerStrategy.Residual:  # perturbs nothing (see stg.py): the plain graph
             strategy = None
         inputs = [tokens, coords, timestep, context,
-                  torch.ones(context.shape[:2]) if context_mask is None else context_mask]
+                  torch.ones(context.shape[:2]) if context_mask is None else context_mask.float()]
         if strategy is not None:
             layers = self.config.num_layers
             if skip_layer_mask is not None and tuple(skip_layer_mask.shape) != (layers, b):
                 raise ValueError(f"skip_layer_mask must be (num_layers, batch) = {(layers, b)}, got "
                                  f"{tuple(skip_layer_mask.shape)}")
-            inputs.append(torch.ones(layers, b) if skip_layer_mask is None else skip_layer_mask)
+            inputs.append(torch.ones(layers, b) if skip_layer_mask is None else skip_layer_mask.float())
         per_token = timestep.shape[1] != 1
         graph = f"{strategy.value if strategy else 'none'}/{'per_token' if per_token else 'per_row'}"
-        out = self._graphs.infer(graph, [t.detach().to("cpu", torch.float32).contiguous().numpy() for t in inputs],
-                                 lambda: self._convert(strategy, per_token))
-        return torch.from_numpy(out).to(device=tokens.device, dtype=tokens.dtype)
+        out = self._graphs.infer(graph, inputs, lambda: self._convert(strategy, per_token))
+        return out.to(device=tokens.device, dtype=tokens.dtype)
 
     @property
     def converted(self) -> list[str]:

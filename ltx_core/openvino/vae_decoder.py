@@ -59,9 +59,7 @@ class OVVideoDecoder(nn.Module):
             raise ValueError("this VAE decoder " + ("is timestep-conditioned: pass the (batch,) timestep"
                                                     if self.timestep_conditioning else "takes no timestep"))
         inputs = [z] if timestep is None else [z, timestep.reshape(-1).expand(z.shape[0])]
-        out = self._graphs.infer("decoder", [t.detach().to("cpu", torch.float32).contiguous().numpy() for t in inputs],
-                                 self._convert)
-        return torch.from_numpy(out).to(device=z.device, dtype=z.dtype)
+        return self._graphs.infer("decoder", inputs, self._convert).to(device=z.device, dtype=z.dtype)
 
     def _convert(self):
         from torch.export import Dim
